@@ -1,0 +1,1 @@
+"""gecodec's benchmarks. Run from a checkout: python -m bench.<script>."""

@@ -1,0 +1,91 @@
+"""Encode and decode time per image for a model at the default search settings, on CPU and on CUDA.
+
+    python -m bench.speed --data ../shared/data/celeba64/val --n 8 --batch-sizes 1 8
+
+Writes bench/results/speed.json and prints a Markdown table. Times are wall-clock per image, after one
+warm-up call, with torch.cuda.synchronize() around every timed region on the GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from gecodec.bundle import load_model
+from gecodec.codec import Codec
+from gecodec.search import SearchOptions
+from gecodec.train.data import list_images
+from gecodec.imageio import image_to_tensor, open_image
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def timed(device: torch.device, work) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    work()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
+def measure(codec: Codec, images: torch.Tensor, batch_size: int, options: SearchOptions) -> dict:
+    """Seconds per image for encoding and decoding ``images`` in batches of ``batch_size``."""
+    batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    codec.decode_batch(codec.encode_batch(batches[0][:1]), iters=2)  # warm-up
+    encode_s = decode_s = 0.0
+    for batch in batches:
+        files: list[bytes] = []
+        encode_s += timed(codec.device, lambda: files.extend(codec.encode_batch(batch)))
+        decode_s += timed(codec.device, lambda: codec.decode_batch(files, batch_size=batch_size, **vars(options)))
+    return {"device": str(codec.device), "batch_size": batch_size, "images": len(images),
+            "encode_ms_per_image": round(1000 * encode_s / len(images), 2),
+            "decode_s_per_image": round(decode_s / len(images), 3)}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder of images")
+    parser.add_argument("--n", type=int, default=8, help="number of images")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
+    parser.add_argument("--iters", type=int, default=None, help="override the search iterations (default: 500)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    args = parser.parse_args(argv)
+
+    bundle = load_model(args.model)
+    images = torch.stack([image_to_tensor(open_image(p), bundle.image_size) for p in list_images(args.data)[: args.n]])
+    options = SearchOptions() if args.iters is None else SearchOptions(iters=args.iters)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    rows = []
+    for device in devices:
+        codec = Codec(bundle, device)
+        for batch_size in args.batch_sizes:
+            row = measure(codec, images, batch_size, options)
+            row["hardware"] = device_name(codec.device)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    result = {"model": bundle.name, "model_id": bundle.model_hex, "search": vars(options), "torch": torch.__version__,
+              "results": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| device | hardware | batch | encode ms/img | decode s/img |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['device']} | {r['hardware']} | {r['batch_size']} | {r['encode_ms_per_image']} | {r['decode_s_per_image']} |")
+
+
+if __name__ == "__main__":
+    main()

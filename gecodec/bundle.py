@@ -1,0 +1,209 @@
+"""Model bundles: one safetensors file holding G, EN, the quantizer calibration, configs and a model card.
+
+safetensors stores tensors and a string-to-string metadata map and never unpickles anything, so a
+bundle from an untrusted source cannot run code. The bundle id is derived from a hash of its tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gecodec.errors import BundleError, ModelNotFoundError
+from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator, GeneratorConfig
+
+FORMAT_NAME = "gecodec-bundle"
+FORMAT_VERSION = "1"
+BUNDLE_SUFFIX = ".safetensors"
+SHIPPED_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "celeba64-default"
+
+
+@dataclass
+class Bundle:
+    """A loaded model: networks in eval mode on the CPU, plus what the codec needs to use them."""
+
+    name: str
+    generator: Generator
+    encoder: Encoder
+    calibration_lo: torch.Tensor  # (m,) lower end of each EN output's quantizer range
+    calibration_hi: torch.Tensor  # (m,) upper end
+    card: dict[str, Any] = field(default_factory=dict)
+    ae_decoder: AutoencoderDecoder | None = None  # the GE1 autoencoder's own decoder, when trained with one
+    sha256: str = ""
+    path: Path | None = None
+
+    @property
+    def model_id(self) -> int:
+        return int(self.sha256[:8], 16)
+
+    @property
+    def model_hex(self) -> str:
+        return self.sha256[:8]
+
+    @property
+    def image_size(self) -> int:
+        return self.generator.config.image_size
+
+    @property
+    def m(self) -> int:
+        return self.encoder.config.m
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
+    """Write a bundle atomically; ``half`` stores weights as float16. Returns the bundle's SHA-256."""
+    dtype = torch.float16 if half else torch.float32
+    tensors: dict[str, torch.Tensor] = {}
+    modules = {"generator": bundle.generator, "encoder": bundle.encoder, "ae_decoder": bundle.ae_decoder}
+    for prefix, module in modules.items():
+        if module is not None:
+            for key, value in module.state_dict().items():
+                tensors[f"{prefix}.{key}"] = value.detach().to("cpu", dtype).contiguous()
+    tensors["calibration.lo"] = bundle.calibration_lo.detach().float().cpu().contiguous()
+    tensors["calibration.hi"] = bundle.calibration_hi.detach().float().cpu().contiguous()
+    config = {"generator": bundle.generator.config.to_dict(), "encoder": bundle.encoder.config.to_dict()}
+    if bundle.ae_decoder is not None:
+        config["ae_decoder"] = {"channels": bundle.ae_decoder.channels}
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": bundle.name,
+        "config": json.dumps(config, sort_keys=True),
+        "card": json.dumps(bundle.card, sort_keys=True),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return tensors_digest(tensors)
+
+
+def _submodule(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The bundle's metadata map, read without loading any tensor."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(f"{path}: not a readable model bundle ({exc})") from None
+    if metadata.get("format") != FORMAT_NAME:
+        raise BundleError(f"{path}: not a gecodec model bundle")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path}: unsupported bundle version {metadata.get('format_version')!r}")
+    return metadata
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle file; raise BundleError if it is not a valid gecodec bundle."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+        config = json.loads(metadata["config"])
+        generator = Generator(GeneratorConfig(**config["generator"]))
+        generator.load_state_dict(_submodule(tensors, "generator"))
+        encoder = Encoder(EncoderConfig(**config["encoder"]))
+        encoder.load_state_dict(_submodule(tensors, "encoder"))
+        ae_decoder = None
+        if "ae_decoder" in config:
+            ae_decoder = AutoencoderDecoder(encoder.config, **config["ae_decoder"])
+            ae_decoder.load_state_dict(_submodule(tensors, "ae_decoder"))
+        bundle = Bundle(
+            name=metadata["name"],
+            generator=generator.eval().requires_grad_(False),
+            encoder=encoder.eval().requires_grad_(False),
+            calibration_lo=tensors["calibration.lo"].float(),
+            calibration_hi=tensors["calibration.hi"].float(),
+            card=json.loads(metadata.get("card", "{}")),
+            ae_decoder=ae_decoder.eval().requires_grad_(False) if ae_decoder is not None else None,
+            sha256=tensors_digest(tensors),
+            path=path,
+        )
+    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{path}: inconsistent model bundle ({str(exc).splitlines()[0]})") from None
+    if bundle.calibration_lo.shape != (bundle.m,) or not bool((bundle.calibration_hi > bundle.calibration_lo).all()):
+        raise BundleError(f"{path}: quantizer calibration does not match the encoder's m = {bundle.m}")
+    return bundle
+
+
+def user_model_dir() -> Path:
+    """Where users put their own bundles: $GECODEC_MODEL_DIR, else $XDG_DATA_HOME/gecodec/models."""
+    if os.environ.get("GECODEC_MODEL_DIR"):
+        return Path(os.environ["GECODEC_MODEL_DIR"])
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "gecodec" / "models"
+
+
+def available_bundles() -> list[Path]:
+    """Shipped bundles first, then those in the user model directory."""
+    found: list[Path] = []
+    for folder in (SHIPPED_DIR, user_model_dir()):
+        if folder.is_dir():
+            found += sorted(folder.glob(f"*{BUNDLE_SUFFIX}"))
+    return found
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: Path, mtime: float) -> Bundle:
+    return load_bundle(path)
+
+
+def load_model(name_or_path: str | os.PathLike | None = None) -> Bundle:
+    """Load a bundle by path, by name (file stem), or by id (8 hex digits); None means the shipped default."""
+    target = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
+    path = Path(target)
+    if not path.is_file():
+        path = _find(target)
+    path = path.resolve()
+    return _load_cached(path, path.stat().st_mtime)
+
+
+def _find(name_or_id: str) -> Path:
+    candidates = available_bundles()
+    for path in candidates:
+        if path.stem == name_or_id:
+            return path
+    wanted = name_or_id.lower()
+    for path in candidates:
+        if _load_cached(path.resolve(), path.stat().st_mtime).model_hex == wanted:
+            return path
+    raise ModelNotFoundError(
+        f"model {name_or_id!r} is not available (looked in {SHIPPED_DIR} and {user_model_dir()}; see `gec models`)"
+    )
+
+
+def find_by_id(model_id: int) -> Bundle:
+    """The bundle whose id matches a .gec header's model id."""
+    try:
+        return load_model(f"{model_id:08x}")
+    except ModelNotFoundError:
+        raise ModelNotFoundError(
+            f"the file needs model {model_id:08x}, which is not installed (see `gec models`; "
+            f"put its bundle in {user_model_dir()})"
+        ) from None

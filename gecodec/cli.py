@@ -1,0 +1,322 @@
+"""The `gec` command. Thin: parse arguments, call the library, print, set the exit code.
+
+Exit codes: 0 success; 1 one or more inputs failed (each is reported on one line); 2 bad usage;
+3 an internal error (a bug: set GEC_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from gecodec import __version__, api, container
+from gecodec.bundle import DEFAULT_MODEL, available_bundles, find_by_id, load_bundle, load_model
+from gecodec.codec import DEFAULT_BITS, search_options
+from gecodec.errors import GecError, OutputError
+from gecodec.fileio import check_output, image_format, save_image_atomic, write_bytes_atomic
+from gecodec.imageio import is_image_path, tensor_to_image
+from gecodec.quantize import MAX_BITS, MIN_BITS
+from gecodec.search import SearchOptions
+
+EXIT_FAILED, EXIT_INTERNAL = 1, 3
+DEFAULTS = SearchOptions()
+
+
+class Failures:
+    """Collects per-file errors so a batch goes on and reports them all at the end."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, path: Path | str, error: Exception) -> None:
+        message = str(error)
+        line = message if message.startswith(str(path)) else f"{path}: {message}"
+        self.items.append(line)
+        tqdm.write(f"gec: error: {line}", file=sys.stderr)
+
+    def finish(self, total: int) -> None:
+        if self.items:
+            if total > 1:
+                click.echo(f"gec: {len(self.items)} of {total} files failed", err=True)
+            click.get_current_context().exit(EXIT_FAILED)
+
+
+def expand(inputs: Iterable[Path], accept: Callable[[Path], bool], failures: Failures) -> list[Path]:
+    """Files as given, and the matching files inside any folder given (not recursive)."""
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and accept(p))
+            if not inside:
+                failures.add(path, GecError("folder holds no matching files"))
+            files += inside
+        elif path.exists():
+            files.append(path)
+        else:
+            failures.add(path, GecError("no such file"))
+    return files
+
+
+def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output: Path | None, suffix: str,
+                 failures: Failures, force: bool) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path: next to the input, the named file, or inside the named folder."""
+    to_folder = output is not None and (
+        len(files) > 1 or any(p.is_dir() for p in inputs) or output.is_dir() or str(output).endswith(("/", os.sep))
+    )
+    if to_folder:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GecClickError(f"{output}: cannot create output folder ({exc.strerror})") from None
+    pairs, taken = [], set()
+    for path in files:
+        if output is None:
+            target = path.with_suffix(suffix)
+        else:
+            target = output / (path.stem + suffix) if to_folder else output
+        try:
+            if target in taken:
+                raise OutputError(f"{target}: two inputs would write the same output")
+            check_output(target, force)
+            if not to_folder and output is not None and suffix != ".gec":
+                image_format(target)
+        except GecError as exc:
+            failures.add(path, exc)
+            continue
+        taken.add(target)
+        pairs.append((path, target))
+    return pairs
+
+
+def progress_bar(total: int, unit: str, quiet: bool, desc: str) -> tqdm:
+    return tqdm(total=total, unit=unit, desc=desc, disable=quiet or None, file=sys.stderr, dynamic_ncols=True)
+
+
+class GecClickError(click.ClickException):
+    """A library error shown as one line: `gec: error: <message>`, exit code 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"gec: error: {self.format_message()}", err=True)
+
+
+class GecGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GecError as exc:
+            raise GecClickError(str(exc)) from None
+
+
+@click.group(cls=GecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gec")
+def main() -> None:
+    """gecodec: compress images to a few dozen bytes with a generative encoder."""
+
+
+output_option = click.option("-o", "--output", type=click.Path(path_type=Path),
+                             help="Output file, or folder for several inputs. Default: next to each input.")
+force_option = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N. Default: CUDA when available.")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@output_option
+@click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
+@click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=DEFAULT_BITS, show_default=True,
+              help="Bits per measurement.")
+@click.option("--mode", type=click.Choice(["ge", "cs"]), default="ge", show_default=True,
+              help="ge: m = EN(x). cs: Gaussian measurements m = A x (the CSGM baseline).")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="Decoder seed stored in the file (restart points, and A in cs mode).")
+@click.option("--count", type=click.IntRange(1, 4096), default=None,
+              help="cs mode: number of measurements. Default: the model's m.")
+@device_option
+@force_option
+@quiet_option
+def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, bits: int, mode: str, seed: int,
+           count: int | None, device: str | None, force: bool, quiet: bool) -> None:
+    """Encode images (files or folders of images) to .gec files."""
+    failures = Failures()
+    files = expand(inputs, is_image_path, failures)
+    total = len(files) + len(failures.items)
+    pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
+    if pairs:
+        codec = api.get_codec(load_model(model), device)
+        for source, target in tqdm(pairs, unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None):
+            try:
+                write_bytes_atomic(target, codec.encode_image(source, bits=bits, mode=mode, seed=seed, count=count), force)
+            except GecError as exc:
+                failures.add(source, exc)
+    failures.finish(total)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@output_option
+@click.option("--format", "image_ext", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
+              help="Image format when writing next to the inputs or into a folder.")
+@click.option("--iters", type=click.IntRange(0), default=None, help=f"Search iterations [default: {DEFAULTS.iters}].")
+@click.option("--restarts", type=click.IntRange(1), default=None, help=f"Random restarts [default: {DEFAULTS.restarts}].")
+@click.option("--lam", type=click.FloatRange(0), default=None, help=f"Prior weight lambda [default: {DEFAULTS.lam}].")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+              help=f"Adam learning rate [default: {DEFAULTS.lr}].")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Files searched at once.")
+@device_option
+@force_option
+@quiet_option
+def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters: int | None, restarts: int | None,
+           lam: float | None, lr: float | None, batch_size: int, device: str | None, force: bool, quiet: bool) -> None:
+    """Decode .gec files (or folders of them) to images."""
+    overrides = {"iters": iters, "restarts": restarts, "lam": lam, "lr": lr}
+    failures = Failures()
+    files = expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
+    total_files = len(files) + len(failures.items)
+    pairs = plan_outputs(inputs, files, output, "." + image_ext, failures, force)
+    by_model: dict[int, list[tuple[Path, Path, bytes, container.Header]]] = defaultdict(list)
+    for source, target in pairs:
+        try:
+            data = api.read_gec(source)
+            header, _ = container.read(data)
+            by_model[header.model_id].append((source, target, data, header))
+        except GecError as exc:
+            failures.add(source, exc)
+    work = []
+    for model_id, items in by_model.items():
+        try:
+            codec = api.get_codec(find_by_id(model_id), device)
+        except GecError as exc:
+            for source, *_ in items:
+                failures.add(source, exc)
+            continue
+        for item in items:
+            try:
+                work.append((codec, item, codec.parse(item[2])))
+            except GecError as exc:
+                failures.add(item[0], exc)
+    total = sum(search_options(parsed.header, **overrides).iters for _, _, parsed in work)
+    with progress_bar(total, "img-iter", quiet, "decode") as bar:
+        for start in range(0, len(work), batch_size):
+            chunk = work[start : start + batch_size]
+            by_codec = defaultdict(list)
+            for codec, item, _ in chunk:
+                by_codec[codec].append(item)
+            for codec, items in by_codec.items():
+                images = codec.decode_batch([data for _, _, data, _ in items], batch_size=batch_size,
+                                            progress=bar.update, **overrides)
+                for (source, target, _, header), x in zip(items, images):
+                    try:
+                        save_image_atomic(tensor_to_image(x, header.original_size), target, force)
+                    except GecError as exc:
+                        failures.add(source, exc)
+    failures.finish(total_files)
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Header and byte layout of one file, plus the model it needs, without running any network."""
+    data = api.read_gec(path)
+    header, payload = container.read(data)
+    parts = container.layout(data)
+    try:
+        bundle = find_by_id(header.model_id)
+        model_name, side, model_m = bundle.name, bundle.image_size, bundle.m
+    except GecError:
+        model_name, side, model_m = None, None, None
+    count = header.count or model_m or (len(payload) * 8) // header.bits
+    width, height = header.original_size or (side, side)
+    info: dict[str, Any] = {
+        "file": str(path), "bytes": parts.total, "model_id": header.model_hex, "model": model_name,
+        "mode": header.mode, "values": count, "bits": header.bits, "seed": header.seed,
+        "original_size": list(header.original_size) if header.original_size else None,
+        "value_range": list(header.value_range) if header.value_range else None, "hints": header.hints,
+        "layout": {"fixed": parts.fixed, "header": parts.header, "payload": parts.payload,
+                   "payload_encoding": parts.payload_encoding},
+        "bpp": round(parts.total * 8 / (width * height), 4) if width else None,
+    }
+    return info
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(files: tuple[Path, ...], as_json: bool) -> None:
+    """Show the header and byte layout of .gec files (no decoding)."""
+    failures, results = Failures(), []
+    for path in files:
+        try:
+            results.append(describe(path))
+        except GecError as exc:
+            failures.add(path, exc)
+    if as_json:
+        click.echo(json.dumps(results if len(files) > 1 else (results[0] if results else None), indent=2))
+    else:
+        for item in results:
+            layout = item["layout"]
+            model = f"{item['model_id']} ({item['model'] or 'not installed'})"
+            size = "x".join(map(str, item["original_size"])) if item["original_size"] else "model size"
+            click.echo(f"{item['file']}: {item['bytes']} bytes" + (f", {item['bpp']} bpp" if item["bpp"] else ""))
+            click.echo(f"  model     {model}")
+            click.echo(f"  mode      {item['mode']}, {item['values']} values x {item['bits']} bits")
+            click.echo(f"  image     {size}")
+            click.echo(f"  seed      {item['seed']}")
+            if item["value_range"]:
+                click.echo(f"  range     {item['value_range'][0]:.6g} .. {item['value_range'][1]:.6g}")
+            if item["hints"]:
+                click.echo(f"  hints     {item['hints']}")
+            click.echo(f"  layout    {layout['fixed']} fixed (magic, version, CRC-32) + {layout['header']} header"
+                       f" + {layout['payload']} payload ({layout['payload_encoding']})")
+    failures.finish(len(files))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models(as_json: bool) -> None:
+    """List the model bundles shipped with gecodec and those in the user model folder."""
+    rows = []
+    for path in available_bundles():
+        try:
+            bundle = load_bundle(path)
+        except GecError as exc:
+            rows.append({"path": str(path), "error": str(exc)})
+            continue
+        g = bundle.generator.config
+        rows.append({
+            "name": bundle.name, "id": bundle.model_hex, "image_size": g.image_size, "latent_dim": g.latent_dim,
+            "m": bundle.m, "default": bundle.name == DEFAULT_MODEL, "path": str(path), "card": bundle.card,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no model bundles found")
+    for row in rows:
+        if "error" in row:
+            click.echo(f"{row['path']}: {row['error']}")
+            continue
+        mark = " (default)" if row["default"] else ""
+        click.echo(f"{row['name']}{mark}  id {row['id']}  {row['image_size']}x{row['image_size']}  "
+                   f"latent {row['latent_dim']}  m {row['m']}")
+        summary = row["card"].get("summary")
+        if summary:
+            click.echo(f"    {summary}")
+        click.echo(f"    {row['path']}")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console entry point: click's handling plus one-line reports of unexpected errors."""
+    try:
+        main.main(args=argv, prog_name="gec")
+    except Exception as exc:  # a bug: one line by default, the traceback on request
+        if os.environ.get("GEC_DEBUG"):
+            raise
+        click.echo(f"gec: internal error: {exc.__class__.__name__}: {exc} (set GEC_DEBUG=1 for details)", err=True)
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,201 @@
+"""Codec: keeps one loaded model and turns image tensors into .gec bytes and back."""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gecodec import container
+from gecodec.bundle import Bundle, load_model
+from gecodec.container import Header
+from gecodec.errors import FormatError, OptionError
+from gecodec.imageio import ImageInput, image_to_tensor, open_image, tensor_to_image
+from gecodec.operators import GaussianMeasurement
+from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack_bits
+from gecodec.search import Progress, SearchOptions, latent_search
+
+DEFAULT_BITS = 8
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """None picks CUDA when it is available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise OptionError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"device {device!r} asked for, but CUDA is not available")
+    return resolved
+
+
+def search_options(header: Header | None = None, **overrides: Any) -> SearchOptions:
+    """Defaults, then the file's decoder hints, then the caller's explicit (non-None) settings."""
+    known = {f.name for f in fields(SearchOptions)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise OptionError(f"unknown search option(s): {', '.join(sorted(unknown))}")
+    chosen = dict(header.hints) if header is not None else {}
+    chosen.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(SearchOptions(), **chosen)
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    header: Header
+    values: torch.Tensor  # dequantized measurements, (count,)
+
+
+class Codec:
+    """Encode and decode with one model bundle on one device. Reuse it for batches."""
+
+    def __init__(self, model: str | Bundle | None = None, device: str | torch.device | None = None) -> None:
+        self.bundle = model if isinstance(model, Bundle) else load_model(model)
+        self.device = resolve_device(device)
+        on_cpu = self.device.type == "cpu"
+        # Bundles are cached and shared; move copies, never the cached modules themselves.
+        self.generator = self.bundle.generator if on_cpu else copy.deepcopy(self.bundle.generator).to(self.device)
+        self.encoder = self.bundle.encoder if on_cpu else copy.deepcopy(self.bundle.encoder).to(self.device)
+        self.lo = self.bundle.calibration_lo.to(self.device)
+        self.hi = self.bundle.calibration_hi.to(self.device)
+        self._gaussians: dict[tuple[int, int], GaussianMeasurement] = {}
+        if self.device.type == "cuda":
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+
+    @property
+    def image_size(self) -> int:
+        return self.bundle.image_size
+
+    def gaussian(self, count: int, seed: int) -> GaussianMeasurement:
+        """The cs-mode matrix for (count, seed), built once per codec."""
+        key = (count, seed)
+        if key not in self._gaussians:
+            self._gaussians[key] = GaussianMeasurement(count, self.image_size, seed).to(self.device)
+        return self._gaussians[key]
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    def encode_batch(
+        self,
+        images: torch.Tensor,
+        bits: int = DEFAULT_BITS,
+        mode: str = "ge",
+        seed: int = 0,
+        count: int | None = None,
+        original_sizes: Sequence[tuple[int, int] | None] | None = None,
+        hints: dict[str, Any] | None = None,
+    ) -> list[bytes]:
+        """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each."""
+        check_bits(bits)
+        size = self.image_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
+            raise OptionError(f"expected images of shape (B, 3, {size}, {size}), got {tuple(images.shape)}")
+        sizes = list(original_sizes) if original_sizes is not None else [None] * len(images)
+        images = images.to(self.device, torch.float32)
+        with torch.no_grad():
+            if mode == "ge":
+                if count not in (None, self.bundle.m):
+                    raise OptionError(f"ge mode measures m = {self.bundle.m} values with this model, not {count}")
+                ints = quantize(self.encoder(images), self.lo, self.hi, bits).cpu().numpy()
+                ranges: list[tuple[float, float] | None] = [None] * len(images)
+            elif mode == "cs":
+                count = count or self.bundle.m
+                measurements = self.gaussian(count, seed)(images).cpu()
+                ranges = [_float32_range(row) for row in measurements]
+                ints = np.stack([
+                    quantize(row, torch.tensor(lo), torch.tensor(hi), bits).numpy()
+                    for row, (lo, hi) in zip(measurements, ranges)
+                ])
+            else:
+                raise OptionError(f"unknown mode {mode!r} (use ge or cs)")
+        files = []
+        for row, value_range, original in zip(ints, ranges, sizes):
+            header = Header(
+                model_id=self.bundle.model_id, bits=bits, seed=seed, mode=mode,
+                original_size=None if original in (None, (size, size)) else tuple(original),
+                count=count if mode == "cs" else None, value_range=value_range, hints=dict(hints or {}),
+            )
+            files.append(container.write(header, pack_bits(row, bits)))
+        return files
+
+    def encode_image(self, image: ImageInput, bits: int = DEFAULT_BITS, mode: str = "ge", seed: int = 0,
+                     count: int | None = None) -> bytes:
+        """Encode one image (a path or a PIL image): centre crop, resize, measure, quantize, pack."""
+        picture = open_image(image)
+        x = image_to_tensor(picture, self.image_size).unsqueeze(0)
+        return self.encode_batch(x, bits=bits, mode=mode, seed=seed, count=count, original_sizes=[picture.size])[0]
+
+    # -- decoding ---------------------------------------------------------------------------------
+
+    def parse(self, data: bytes) -> ParsedFile:
+        """Read a .gec file made for this model and dequantize its measurements."""
+        header, payload = container.read(data)
+        if header.model_id != self.bundle.model_id:
+            raise FormatError(f"file needs model {header.model_hex}, this codec holds {self.bundle.model_hex}")
+        if not 2 <= header.bits <= 12:
+            raise FormatError(f"unsupported bit depth {header.bits}")
+        count = header.count if header.count is not None else self.bundle.m
+        if header.mode == "ge" and count != self.bundle.m:
+            raise FormatError(f"file has {count} measurements, the model's encoder makes {self.bundle.m}")
+        ints = torch.from_numpy(unpack_bits(payload, count, header.bits))
+        if header.mode == "ge":
+            lo, hi = self.bundle.calibration_lo, self.bundle.calibration_hi
+        else:
+            lo, hi = (torch.tensor(v, dtype=torch.float32) for v in header.value_range)
+        return ParsedFile(header, dequantize(ints, lo, hi, header.bits))
+
+    def decode_batch(
+        self,
+        files: Sequence[bytes],
+        batch_size: int = 64,
+        progress: Progress | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor:
+        """Decode .gec files to (B, 3, S, S) CPU tensors in [-1, 1], searching up to batch_size files at once.
+
+        Files that share a measurement operator and search settings are searched together.
+        """
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise OptionError(f"batch size must be a positive integer, got {batch_size!r}")
+        return self._search([self.parse(data) for data in files], batch_size, progress, overrides)
+
+    def _search(self, parsed: list[ParsedFile], batch_size: int, progress: Progress | None,
+                overrides: dict[str, Any]) -> torch.Tensor:
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, item in enumerate(parsed):
+            h = item.header
+            operator_key = ("cs", h.count, h.seed) if h.mode == "cs" else ("ge",)
+            groups[(operator_key, search_options(h, **overrides))].append(i)
+        out = torch.empty(len(parsed), 3, self.image_size, self.image_size)
+        for (operator_key, options), members in groups.items():
+            measure = self.encoder if operator_key[0] == "ge" else self.gaussian(operator_key[1], operator_key[2])
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                targets = torch.stack([parsed[i].values for i in chunk]).to(self.device)
+                seeds = [parsed[i].header.seed for i in chunk]
+                result = latent_search(self.generator, measure, targets, seeds, options, progress)
+                out[chunk] = result.images.float().cpu().clamp(-1, 1)
+        return out
+
+    def decode_image(self, data: bytes, progress: Progress | None = None, **overrides: Any) -> Image.Image:
+        """Decode one .gec file to an RGB image of the original size."""
+        parsed = self.parse(data)
+        x = self._search([parsed], 1, progress, overrides)[0]
+        return tensor_to_image(x, parsed.header.original_size)
+
+
+def _float32_range(row: torch.Tensor) -> tuple[float, float]:
+    """The (min, max) of a row as float32 values, as the header stores them, so both sides use identical ends."""
+    lo, hi = float(np.float32(row.min().item())), float(np.float32(row.max().item()))
+    if hi <= lo:
+        hi = float(np.nextafter(np.float32(lo), np.float32(np.inf)))
+    return lo, hi

@@ -1,0 +1,206 @@
+"""The .gec container, version 1: bytes <-> (header, payload). Specified in formats/gec.md.
+
+Layout: magic "GEC" | version byte | msgpack header array | payload | CRC-32 (little-endian).
+Knows nothing of models or torch.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import zstandard
+
+from gecodec.errors import FormatError
+
+MAGIC = b"GEC"
+VERSION = 1
+CHECKSUM_SIZE = 4
+MAX_HEADER_SIZE = 1024  # bytes; a longer header is rejected before it is parsed
+MAX_PAYLOAD_SIZE = 1 << 16  # bytes after decompression
+MAX_FILE_SIZE = 4 + MAX_HEADER_SIZE + MAX_PAYLOAD_SIZE + CHECKSUM_SIZE
+
+MODES = ("ge", "cs")
+PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
+
+# Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
+KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS = 1, 2, 3, 4, 5
+HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a .gec file says about its payload. See formats/gec.md for each field."""
+
+    model_id: int  # first 4 bytes of the model bundle's SHA-256, as a big-endian uint32
+    bits: int  # bits per quantized value
+    seed: int = 0  # decoder seed: restarts' starting points (and A in cs mode) derive from it
+    mode: str = "ge"  # "ge": m = EN(x); "cs": m = A x with Gaussian A regenerated from the seed
+    original_size: tuple[int, int] | None = None  # (width, height) when it differs from the model's size
+    count: int | None = None  # number of measurements, when it differs from the model's m (always set in cs mode)
+    value_range: tuple[float, float] | None = None  # quantizer range (lo, hi) when not taken from the model
+    hints: dict[str, Any] = field(default_factory=dict)  # decoder settings suggested by the encoder
+
+    @property
+    def model_hex(self) -> str:
+        return f"{self.model_id:08x}"
+
+
+def _extras(header: Header) -> dict[int, Any]:
+    extras: dict[int, Any] = {}
+    if header.mode != "ge":
+        extras[KEY_MODE] = MODES.index(header.mode)
+    if header.original_size is not None:
+        extras[KEY_SIZE] = list(header.original_size)
+    if header.count is not None:
+        extras[KEY_COUNT] = header.count
+    if header.value_range is not None:
+        extras[KEY_RANGE] = list(header.value_range)
+    if header.hints:
+        extras[KEY_HINTS] = dict(header.hints)
+    return extras
+
+
+def write(header: Header, payload: bytes) -> bytes:
+    """Serialise a header and raw payload; the payload is stored zstd-compressed only if that is smaller."""
+    _validate(header)
+    compressed = zstandard.ZstdCompressor(level=19, write_content_size=False, write_checksum=False).compress(payload)
+    codec, stored = (PAYLOAD_ZSTD, compressed) if len(compressed) < len(payload) else (PAYLOAD_RAW, payload)
+    fields: list[Any] = [header.model_id, header.bits, header.seed, codec]
+    extras = _extras(header)
+    if extras:
+        fields.append(extras)
+    packed_header = msgpack.packb(fields, use_bin_type=True, use_single_float=True)
+    body = MAGIC + bytes([VERSION]) + packed_header + stored
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the bytes of a .gec file go, for `gec info`."""
+
+    total: int
+    header: int  # the msgpack header, without magic and version
+    payload: int  # stored payload, as it is in the file
+    payload_encoding: str  # "raw" or "zstd"
+    fixed: int = len(MAGIC) + 1 + CHECKSUM_SIZE  # magic, version and checksum
+
+
+def read(data: bytes) -> tuple[Header, bytes]:
+    """Parse and verify a .gec file; return its header and the (decompressed) payload."""
+    header, _, stored, codec = _split(data)
+    if codec == PAYLOAD_RAW:
+        return header, stored
+    try:
+        payload = zstandard.ZstdDecompressor().decompress(stored, max_output_size=MAX_PAYLOAD_SIZE)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"payload does not decompress ({exc})") from None
+    return header, payload
+
+
+def layout(data: bytes) -> Layout:
+    """Verify a .gec file and report how its bytes are spent."""
+    _, header_size, stored, codec = _split(data)
+    return Layout(total=len(data), header=header_size, payload=len(stored),
+                  payload_encoding="zstd" if codec == PAYLOAD_ZSTD else "raw")
+
+
+def _split(data: bytes) -> tuple[Header, int, bytes, int]:
+    """Check magic, version and checksum; return (header, header size, stored payload, payload encoding)."""
+    if len(data) > MAX_FILE_SIZE:
+        raise FormatError(f"file is {len(data)} bytes, larger than any valid .gec file ({MAX_FILE_SIZE})")
+    if len(data) < len(MAGIC) + 1 + CHECKSUM_SIZE + 1:
+        raise FormatError(f"file is truncated ({len(data)} bytes)")
+    if data[:3] != MAGIC:
+        raise FormatError("not a .gec file (bad magic bytes)")
+    if data[3] != VERSION:
+        raise FormatError(f"unsupported .gec version {data[3]} (this gecodec reads version {VERSION})")
+    body, (stored_crc,) = data[:-CHECKSUM_SIZE], struct.unpack("<I", data[-CHECKSUM_SIZE:])
+    if zlib.crc32(body) != stored_crc:
+        raise FormatError("checksum mismatch: the file is corrupt or truncated")
+    fields, header_size = _parse_header(body[4:])
+    header, codec = _header_from_fields(fields)
+    return header, header_size, body[4 + header_size :], codec
+
+
+def _parse_header(data: bytes) -> tuple[list[Any], int]:
+    unpacker = msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=MAX_HEADER_SIZE,
+        max_array_len=16, max_map_len=16, max_str_len=32, max_bin_len=32, max_ext_len=0,
+    )
+    unpacker.feed(data[:MAX_HEADER_SIZE])
+    try:
+        fields = unpacker.unpack()
+    except msgpack.OutOfData:
+        if len(data) >= MAX_HEADER_SIZE:
+            raise FormatError(f"header is larger than {MAX_HEADER_SIZE} bytes") from None
+        raise FormatError("header is truncated") from None
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise FormatError(f"header is not valid msgpack ({exc.__class__.__name__})") from None
+    return fields, unpacker.tell()
+
+
+def _header_from_fields(fields: Any) -> tuple[Header, int]:
+    if not isinstance(fields, list) or len(fields) not in (4, 5):
+        raise FormatError("header must be an array of 4 or 5 fields")
+    model_id, bits, seed, codec = fields[:4]
+    extras = fields[4] if len(fields) == 5 else {}
+    if not isinstance(extras, dict) or not all(isinstance(k, int) for k in extras):
+        raise FormatError("header extras must be a map with integer keys")
+    if codec not in (PAYLOAD_RAW, PAYLOAD_ZSTD):
+        raise FormatError(f"unknown payload encoding {codec!r}")
+    mode_index = extras.get(KEY_MODE, 0)
+    if not isinstance(mode_index, int) or not 0 <= mode_index < len(MODES):
+        raise FormatError(f"unknown mode {mode_index!r}")
+    size, value_range = extras.get(KEY_SIZE), extras.get(KEY_RANGE)
+    try:
+        header = Header(
+            model_id=model_id, bits=bits, seed=seed, mode=MODES[mode_index],
+            original_size=tuple(size) if isinstance(size, list) else size,
+            count=extras.get(KEY_COUNT),
+            value_range=tuple(value_range) if isinstance(value_range, list) else value_range,
+            hints=extras.get(KEY_HINTS, {}),
+        )
+        _validate(header)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"invalid header: {exc}") from None
+    return header, codec
+
+
+def _is_uint(value: Any, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
+
+
+def _validate(header: Header) -> None:
+    """Raise ValueError on a header no decoder could use (checked on write and on read)."""
+    if not _is_uint(header.model_id, 1 << 32):
+        raise ValueError(f"model id {header.model_id!r} is not a 32-bit unsigned integer")
+    if not _is_uint(header.bits, 33) or header.bits < 1:
+        raise ValueError(f"bits {header.bits!r} out of range")
+    if not _is_uint(header.seed, 1 << 64):
+        raise ValueError(f"seed {header.seed!r} is not a 64-bit unsigned integer")
+    if header.mode not in MODES:
+        raise ValueError(f"mode {header.mode!r} is not one of {MODES}")
+    if header.original_size is not None and not (
+        len(header.original_size) == 2 and all(_is_uint(v, 1 << 31) and v > 0 for v in header.original_size)
+    ):
+        raise ValueError(f"original size {header.original_size!r} is not two positive integers")
+    if header.count is not None and not (_is_uint(header.count, MAX_PAYLOAD_SIZE) and header.count > 0):
+        raise ValueError(f"measurement count {header.count!r} out of range")
+    if header.mode == "cs" and (header.count is None or header.value_range is None):
+        raise ValueError("cs mode needs the measurement count and the quantizer range")
+    if header.value_range is not None and not (
+        len(header.value_range) == 2
+        and all(isinstance(v, float) for v in header.value_range)
+        and header.value_range[0] < header.value_range[1]
+    ):
+        raise ValueError(f"quantizer range {header.value_range!r} is not two increasing floats")
+    if not isinstance(header.hints, dict):
+        raise ValueError("decoder hints must be a map")
+    for key, value in header.hints.items():
+        expected = HINT_TYPES.get(key)
+        if expected is None or not isinstance(value, (int, float) if expected is float else int) or isinstance(value, bool):
+            raise ValueError(f"bad decoder hint {key!r}: {value!r}")

@@ -1,0 +1,67 @@
+"""Writing outputs safely: refuse to overwrite unless asked, write to a temporary file, then rename."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from gecodec.errors import OutputError
+
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF"}
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Fail early, before any work, if the output exists (without force) or its folder is missing."""
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    if path.exists() and not force:
+        raise OutputError(f"{path}: already exists (use --force to overwrite)")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: folder {path.parent} does not exist")
+
+
+def image_format(path: Path) -> str:
+    """The Pillow format for an output path's extension."""
+    try:
+        return IMAGE_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise OutputError(f"{path}: unsupported image extension (use {', '.join(sorted(IMAGE_FORMATS))})") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
+    """Write data to path via a temporary file in the same folder and an atomic rename."""
+    check_output(path, force)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+        if path.exists() and not force:  # appeared while we worked
+            raise OutputError(f"{path}: already exists (use --force to overwrite)")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_image_atomic(image: Image.Image, path: Path, force: bool = False) -> None:
+    """Save an image in the format its extension names, atomically."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format(path))
+    write_bytes_atomic(path, buffer.getvalue(), force)

@@ -1,0 +1,122 @@
+"""Images in and out: read anything Pillow opens, crop and resize to the model, and back to 8-bit RGB."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from gecodec.errors import ImageError
+
+ImageInput = Union[str, os.PathLike, Image.Image]
+
+# Refuse to decode images above this many pixels (a decompression-bomb guard that does
+# not depend on Pillow's global MAX_IMAGE_PIXELS setting).
+MAX_PIXELS = 64 * 1024 * 1024
+
+
+def open_image(source: ImageInput) -> Image.Image:
+    """Open an image as 8-bit RGB with EXIF orientation applied; raise ImageError on anything unusable."""
+    name = getattr(source, "filename", None) or (str(source) if not isinstance(source, Image.Image) else "image")
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        try:
+            image = Image.open(source)
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except IsADirectoryError:
+            raise ImageError(f"{name}: is a directory, not an image") from None
+        except Image.DecompressionBombError:
+            raise ImageError(f"{name}: image exceeds the limit of {MAX_PIXELS} pixels") from None
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise ImageError(f"{name}: image has zero size {width}x{height}")
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name}: image of {width}x{height} pixels exceeds the limit of {MAX_PIXELS} pixels")
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{name}: image data is corrupt ({exc})") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any mode to RGB: 16-bit grey is rescaled (not clipped), alpha is composited over white."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def center_square(image: Image.Image) -> Image.Image:
+    """The largest centred square crop."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """Centre-crop to a square, resize to size x size, and scale to a (3, size, size) tensor in [-1, 1]."""
+    square = center_square(image)
+    if square.size != (size, size):
+        square = square.resize((size, size), Image.Resampling.LANCZOS)
+    return pixels_to_tensor(np.asarray(square))
+
+
+def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 (or NxHxWx3) -> float CxHxW (or NxCxHxW) in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).float().div(127.5).sub(1.0)
+    return x.movedim(-1, -3)
+
+
+def tensor_to_pixels(x: torch.Tensor) -> np.ndarray:
+    """float CxHxW (or NxCxHxW) in [-1, 1] -> uint8 HxWx3 (or NxHxWx3), rounded and clipped."""
+    x = x.detach().float().cpu().movedim(-3, -1)
+    return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).numpy()
+
+
+def tensor_to_image(x: torch.Tensor, original_size: tuple[int, int] | None = None) -> Image.Image:
+    """Turn a decoded (3, s, s) tensor into an RGB image of the original size.
+
+    The codec only sees the centred square of a non-square image, so the square is resized to the
+    crop's side and the strips outside it are filled by repeating the square's edge pixels.
+    """
+    image = Image.fromarray(tensor_to_pixels(x))
+    if original_size is None or original_size == image.size:
+        return image
+    width, height = original_size
+    side = min(width, height)
+    square = image.resize((side, side), Image.Resampling.LANCZOS) if image.size != (side, side) else image
+    if (width, height) == (side, side):
+        return square
+    left, top = (width - side) // 2, (height - side) // 2
+    padded = np.pad(np.asarray(square), ((top, height - side - top), (left, width - side - left), (0, 0)), mode="edge")
+    return Image.fromarray(padded)
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
+)

@@ -1,0 +1,82 @@
+"""BEGAN-style generator: a linear layer to 8x8xn, then conv blocks with nearest-neighbour upsampling."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+BASE_RESOLUTION = 8
+
+
+def check_image_size(image_size: int) -> int:
+    """Return the number of x2 upsamplings from 8x8 to ``image_size``; reject sizes that are not 8 * 2^k."""
+    steps = math.log2(image_size / BASE_RESOLUTION) if image_size >= BASE_RESOLUTION else -1
+    if steps < 0 or steps != int(steps):
+        raise ValueError(f"image size must be 8 * 2^k (16, 32, 64, 128, ...), got {image_size}")
+    return int(steps)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    image_size: int = 64
+    latent_dim: int = 128
+    channels: int = 64  # n in the BEGAN paper: the width of the 8x8 block
+    latent_prior: str = "normal"  # distribution G was trained on: "normal" N(0, 1) or "uniform" on [-1, 1]
+    # None keeps every block n wide (BEGAN). A number halves the width at each upsampling,
+    # down to that floor: most of a constant-width G's cost is in its full-resolution block.
+    min_channels: int | None = None
+
+    def block_widths(self) -> list[int]:
+        widths = [self.channels]
+        for _ in range(check_image_size(self.image_size)):
+            if self.min_channels is None:
+                widths.append(self.channels)
+            else:
+                widths.append(max(widths[-1] // 2, self.min_channels))
+        return widths
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two 3x3 convolutions with ELU, the building block of BEGAN's generator and decoder."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ELU(),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ELU(),
+    )
+
+
+class BeganDecoder(nn.Module):
+    """Maps a vector to an image; used as G and as the decoder half of the BEGAN discriminator."""
+
+    def __init__(self, input_dim: int, widths: list[int]) -> None:
+        super().__init__()
+        self.channels = widths[0]
+        self.fc = nn.Linear(input_dim, BASE_RESOLUTION * BASE_RESOLUTION * widths[0])
+        layers: list[nn.Module] = [conv_block(widths[0], widths[0])]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv_block(c_in, c_out)]
+        layers.append(nn.Conv2d(widths[-1], 3, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.fc(h).view(-1, self.channels, BASE_RESOLUTION, BASE_RESOLUTION)
+        return self.body(x)
+
+
+class Generator(nn.Module):
+    """G: latent z (uniform in [-1, 1] during training) -> image with pixels in about [-1, 1]."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = BeganDecoder(config.latent_dim, config.block_widths())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)

@@ -1,0 +1,57 @@
+"""Pillow plugin: importing this module lets PIL.Image.open read .gec files and Image.save write them."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from PIL import Image, ImageFile
+
+from gecodec import api, container
+from gecodec.bundle import find_by_id
+from gecodec.errors import GecError
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[:4] == container.MAGIC + bytes([container.VERSION])
+
+
+class GecImageFile(ImageFile.ImageFile):
+    """Opening reads only the header; the latent search runs on first access to the pixels."""
+
+    format = "GEC"
+    format_description = "gecodec generative-encoder image"
+
+    def _open(self) -> None:
+        data = self.fp.read(container.MAX_FILE_SIZE + 1)
+        try:
+            header, _ = container.read(data)
+            side = find_by_id(header.model_id).image_size
+        except GecError as exc:
+            raise SyntaxError(str(exc)) from None
+        self._gec_data: bytes | None = data
+        self._size = header.original_size or (side, side)
+        self._mode = "RGB"
+        self.tile = []
+        self.info["gec_header"] = header
+
+    def load(self):  # noqa: ANN201 - Pillow's own signature
+        if self._gec_data is not None:
+            self.im = api.decode(self._gec_data).im
+            self._gec_data = None
+        return Image.Image.load(self)
+
+
+def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    """Encode with the default model; pass bits=N, mode="cs", seed=N or model=NAME as save() options."""
+    options = {k: image.encoderinfo[k] for k in ("model", "bits", "mode", "seed") if k in image.encoderinfo}
+    fp.write(api.encode(image, **options))
+
+
+def register() -> None:
+    Image.register_open(GecImageFile.format, GecImageFile, _accept)
+    Image.register_save(GecImageFile.format, _save)
+    Image.register_extension(GecImageFile.format, ".gec")
+    Image.register_mime(GecImageFile.format, "image/x-gec")
+
+
+register()

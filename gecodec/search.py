@@ -1,0 +1,101 @@
+"""The latent search: z* = argmin_z mean((measure(G(z)) - target)^2) + lam * mean(z^2), batched over images and restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gecodec.errors import OptionError
+from gecodec.models import Generator
+
+Measure = Callable[[torch.Tensor], torch.Tensor]  # images (N, 3, H, W) -> measurements (N, m)
+Progress = Callable[[int], None]  # called after each iteration with the number of images it advanced
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Decoder settings. The defaults are the GE paper's (Adam, lr 0.1, 500 iterations, 2 restarts)."""
+
+    iters: int = 500
+    restarts: int = 2
+    lam: float = 0.01  # weight of the prior term; both terms are means, so lam does not depend on m or z's size
+    lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.iters, int) and self.iters >= 0):
+            raise OptionError(f"iterations must be a non-negative integer, got {self.iters!r}")
+        if not (isinstance(self.restarts, int) and self.restarts >= 1):
+            raise OptionError(f"restarts must be a positive integer, got {self.restarts!r}")
+        if not (self.lam >= 0 and np.isfinite(self.lam)):
+            raise OptionError(f"lambda must be a finite non-negative number, got {self.lam!r}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise OptionError(f"learning rate must be a finite positive number, got {self.lr!r}")
+
+
+@dataclass
+class SearchResult:
+    z: torch.Tensor  # (B, latent_dim): the best restart per image
+    images: torch.Tensor  # (B, 3, H, W): G(z)
+    objective: torch.Tensor  # (B,): the objective at z
+
+
+def derived_seed(seed: int, stream: int) -> int:
+    """An independent 64-bit seed for one use (stream) of a file's seed."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
+
+
+STREAM_RESTARTS, STREAM_MATRIX = 0, 1
+
+
+def initial_latents(seeds: list[int], restarts: int, generator: Generator) -> torch.Tensor:
+    """Starting points (B * restarts, latent_dim), drawn on the CPU from each file's seed, so they are the
+    same on every device and whatever else is in the batch."""
+    config = generator.config
+    starts = []
+    for seed in seeds:
+        rng = torch.Generator().manual_seed(derived_seed(seed, STREAM_RESTARTS))
+        if config.latent_prior == "uniform":
+            starts.append(torch.rand(restarts, config.latent_dim, generator=rng) * 2 - 1)
+        else:
+            starts.append(torch.randn(restarts, config.latent_dim, generator=rng))
+    return torch.cat(starts)
+
+
+def objective(measured: torch.Tensor, target: torch.Tensor, z: torch.Tensor, lam: float) -> torch.Tensor:
+    """Per-row objective: mean squared measurement error plus lam times the mean of z^2."""
+    return (measured - target).pow(2).mean(1) + lam * z.pow(2).mean(1)
+
+
+def latent_search(
+    generator: Generator,
+    measure: Measure,
+    targets: torch.Tensor,
+    seeds: list[int],
+    options: SearchOptions = SearchOptions(),
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Fit z to each target row; all images and restarts run as one batch and the best restart wins.
+
+    Adam is element-wise, so optimising the sum of the per-row objectives optimises each row on its own.
+    """
+    batch, restarts = targets.shape[0], options.restarts
+    device = targets.device
+    z = initial_latents(seeds, restarts, generator).to(device).requires_grad_(True)
+    repeated = targets.repeat_interleave(restarts, dim=0)
+    optimizer = torch.optim.Adam([z], lr=options.lr)
+    for _ in range(options.iters):
+        optimizer.zero_grad(set_to_none=True)
+        loss = objective(measure(generator(z)), repeated, z, options.lam).sum()
+        loss.backward()
+        optimizer.step()
+        if progress is not None:
+            progress(batch)
+    with torch.no_grad():
+        images = generator(z)
+        final = objective(measure(images), repeated, z, options.lam).view(batch, restarts)
+        best = final.argmin(1)
+        pick = torch.arange(batch, device=device) * restarts + best
+        return SearchResult(z=z.detach()[pick], images=images[pick], objective=final[torch.arange(batch, device=device), best])

@@ -1,0 +1,49 @@
+"""Validation figures for a bundle: GE on real and generated faces, the generator's floor, the AE decoder."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from gecodec.bundle import Bundle
+from gecodec.codec import Codec
+from gecodec.metrics import mse, psnr_8bit
+from gecodec.quantize import dequantize, quantize
+from gecodec.search import SearchOptions, latent_search
+from gecodec.train.gan import sample_latent
+
+
+def _summary(decoded: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    return {"mse": round(float(mse(decoded, reference).mean()), 5), "psnr": round(float(psnr_8bit(decoded, reference).mean()), 2)}
+
+
+def evaluate_bundle(bundle: Bundle, real: torch.Tensor, bits: int = 8, options: SearchOptions = SearchOptions(),
+                    batch_size: int = 32, seed: int = 0) -> dict:
+    """Figures on real images (float, in [-1, 1]) and as many generated ones, at the default search settings."""
+    codec = Codec(bundle, "cpu")
+    torch.manual_seed(seed)
+    generated = bundle.generator(sample_latent(len(real), bundle.generator.config.latent_dim)).clamp(-1, 1)
+    figures: dict = {"images": len(real), "bits": bits, "search": vars(options).copy()}
+    started = time.monotonic()
+    for name, images in (("real", real), ("generated", generated)):
+        decoded = torch.cat([
+            codec.decode_batch(codec.encode_batch(images[i : i + batch_size], bits=bits), **vars(options))
+            for i in range(0, len(images), batch_size)
+        ])
+        figures[f"ge_{name}"] = _summary(decoded, images)
+    figures["seconds_per_image_cpu"] = round((time.monotonic() - started) / (2 * len(real)), 2)
+    # The floor: the best pixel-space fit min_z ||G(z) - x||^2, which no measurement can beat with this G.
+    floor = torch.cat([
+        latent_search(bundle.generator, lambda x: x.flatten(1), real[i : i + batch_size].flatten(1),
+                      list(range(i, i + len(real[i : i + batch_size]))), options).images
+        for i in range(0, len(real), batch_size)
+    ])
+    figures["generator_floor_real"] = _summary(floor, real)
+    if bundle.ae_decoder is not None:
+        with torch.no_grad():
+            m = bundle.encoder(real)
+            m_hat = dequantize(quantize(m, bundle.calibration_lo, bundle.calibration_hi, bits),
+                               bundle.calibration_lo, bundle.calibration_hi, bits)
+            figures["ae_decoder_real"] = _summary(bundle.ae_decoder(m_hat), real)
+    return figures

@@ -1,0 +1,53 @@
+"""Shared fixtures: every test runs against the tiny committed model bundle, in a private model folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gecodec.bundle import Bundle, load_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "formats" / "golden"
+TINY_BUNDLE = GOLDEN / "tiny-test.safetensors"
+FAST = {"iters": 10, "restarts": 2}
+
+# The test models are tiny: one thread avoids threading overhead and contention with other work.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def model_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user model folder holding only the tiny bundle."""
+    folder = tmp_path_factory.getbasetemp() / "models"
+    if not folder.exists():
+        folder.mkdir()
+        shutil.copy(TINY_BUNDLE, folder / TINY_BUNDLE.name)
+    monkeypatch.setenv("GECODEC_MODEL_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def tiny() -> Bundle:
+    return load_bundle(TINY_BUNDLE)
+
+
+def face_like(width: int = 16, height: int = 16, seed: int = 0) -> Image.Image:
+    """A smooth synthetic RGB picture (no data set needed)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
+    base = rng.uniform(0, 255, size=3)
+    pixels = np.stack([base[0] * xx + 40, base[1] * yy + 20, (base[2] * (xx + yy) / 2) + 10], axis=-1)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def image_file(tmp_path: Path) -> Path:
+    path = tmp_path / "face.png"
+    face_like().save(path)
+    return path

@@ -1,0 +1,59 @@
+"""Model bundles: safe loading, ids from the weights, lookup by name and id."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gecodec.bundle import available_bundles, find_by_id, load_bundle, load_model, save_bundle
+from gecodec.errors import BundleError, GecError, ModelNotFoundError
+
+from conftest import TINY_BUNDLE
+
+
+def test_id_is_derived_from_the_weights(tiny, tmp_path):
+    copy = tmp_path / "copy.safetensors"
+    save_bundle(tiny, copy)
+    assert load_bundle(copy).sha256 == tiny.sha256
+    with torch.no_grad():
+        tiny.generator.net.fc.bias[0] += 1.0
+    changed = tmp_path / "changed.safetensors"
+    save_bundle(tiny, changed)
+    assert load_bundle(changed).model_id != load_bundle(copy).model_id
+
+
+def test_half_precision_storage_loads_as_float32(tiny, tmp_path):
+    path = tmp_path / "half.safetensors"
+    save_bundle(tiny, path, half=True)
+    loaded = load_bundle(path)
+    assert loaded.generator.net.fc.weight.dtype == torch.float32
+    assert torch.allclose(loaded.generator.net.fc.weight, tiny.generator.net.fc.weight, atol=1e-3)
+
+
+def test_lookup_by_name_id_and_path(tiny):
+    assert load_model("tiny-test").sha256 == tiny.sha256
+    assert load_model(tiny.model_hex).sha256 == tiny.sha256
+    assert load_model(TINY_BUNDLE).sha256 == tiny.sha256
+    assert find_by_id(tiny.model_id).name == "tiny-test"
+    assert any(p.name == TINY_BUNDLE.name for p in available_bundles())
+
+
+def test_unknown_model_raises_model_not_found():
+    with pytest.raises(ModelNotFoundError, match="no-such-model"):
+        load_model("no-such-model")
+    with pytest.raises(ModelNotFoundError, match="0badf00d"):
+        find_by_id(0x0BADF00D)
+
+
+def test_a_pickle_or_junk_file_is_not_a_bundle(tmp_path):
+    pickle_path = tmp_path / "evil.safetensors"
+    torch.save({"x": 1}, pickle_path)  # a pickle, which must never be unpickled
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    for path in (pickle_path, junk):
+        with pytest.raises(BundleError):
+            load_bundle(path)
+
+
+def test_bundle_errors_are_gec_errors():
+    assert issubclass(BundleError, GecError) and issubclass(ModelNotFoundError, GecError)

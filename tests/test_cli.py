@@ -1,0 +1,158 @@
+"""The `gec` command, driven through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gecodec import container
+from gecodec.cli import main
+
+from conftest import GOLDEN, face_like
+
+TINY = ["--model", "tiny-test"]
+FAST = ["--iters", "5", "--restarts", "1", "-q"]
+
+
+def gec(*args: str) -> "CliRunner.invoke":
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_encode_then_decode_one_file(image_file, tmp_path):
+    gec_path, png_path = tmp_path / "face.gec", tmp_path / "out.png"
+    result = gec("encode", image_file, "-o", gec_path, *TINY)
+    assert result.exit_code == 0, result.output
+    assert gec_path.stat().st_size == 17 + 16
+    result = gec("decode", gec_path, "-o", png_path, *FAST)
+    assert result.exit_code == 0, result.output
+    assert Image.open(png_path).size == (16, 16)
+
+
+def test_outputs_default_to_next_to_the_input(image_file):
+    assert gec("encode", image_file, *TINY).exit_code == 0
+    assert image_file.with_suffix(".gec").exists()
+    image_file.unlink()
+    assert gec("decode", image_file.with_suffix(".gec"), *FAST).exit_code == 0
+    assert image_file.exists()
+
+
+def test_folder_of_images_keeps_base_names(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        face_like(seed=len(name)).save(inputs / f"{name}.png")
+    assert gec("encode", inputs, "-o", tmp_path / "codes", *TINY).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "codes").iterdir()) == ["a.gec", "b.gec"]
+    result = gec("decode", tmp_path / "codes", "-o", tmp_path / "out", "--format", "webp", *FAST)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.webp", "b.webp"]
+
+
+def test_existing_output_is_refused_unless_forced(image_file, tmp_path):
+    target = tmp_path / "face.gec"
+    target.write_bytes(b"precious")
+    result = gec("encode", image_file, "-o", target, *TINY)
+    assert result.exit_code == 1
+    assert "already exists" in result.output and str(target) in result.output
+    assert target.read_bytes() == b"precious"
+    assert gec("encode", image_file, "-o", target, "--force", *TINY).exit_code == 0
+    assert target.read_bytes().startswith(b"GEC")
+
+
+def test_batch_goes_on_past_a_bad_file_and_reports_it(image_file, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    result = gec("encode", bad, image_file, "-o", tmp_path / "out", *TINY)
+    assert result.exit_code == 1
+    assert "bad.png" in result.output and "1 of 2 files failed" in result.output
+    assert (tmp_path / "out" / "face.gec").exists()
+    assert not (tmp_path / "out" / "bad.gec").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "magic"])
+def test_damaged_gec_file_gets_one_line_error(tmp_path, damage):
+    data = bytearray((GOLDEN / "ge-8bit.gec").read_bytes())
+    if damage == "truncate":
+        data = data[:20]
+    elif damage == "flip":
+        data[10] ^= 1
+    else:
+        data[0:3] = b"XYZ"
+    path = tmp_path / "broken.gec"
+    path.write_bytes(bytes(data))
+    result = gec("decode", path, "-o", tmp_path / "x.png", *FAST)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.gec" in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_missing_model_names_the_id_it_needs(tmp_path):
+    path = tmp_path / "other.gec"
+    path.write_bytes(container.write(container.Header(model_id=0xFEEDF00D, bits=8), bytes(16)))
+    result = gec("decode", path, "-o", tmp_path / "x.png", *FAST)
+    assert result.exit_code == 1
+    assert "feedf00d" in result.output
+
+
+def test_unwritable_output_folder_is_reported(image_file, tmp_path):
+    result = gec("encode", image_file, "-o", tmp_path / "missing" / "deeper" / "face.gec", *TINY)
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+
+
+def test_unknown_output_extension_is_refused_before_decoding(tmp_path):
+    result = gec("decode", GOLDEN / "ge-8bit.gec", "-o", tmp_path / "x.xyz", *FAST)
+    assert result.exit_code == 1 and "unsupported image extension" in result.output
+
+
+def test_bad_option_is_a_usage_error(image_file):
+    result = gec("encode", image_file, "--bits", "13", *TINY)
+    assert result.exit_code == 2
+
+
+def test_no_partial_output_left_behind_on_failure(tmp_path):
+    gec("decode", GOLDEN / "ge-8bit.gec", "-o", tmp_path / "x.xyz", *FAST)
+    assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_info_shows_header_and_layout():
+    result = gec("info", GOLDEN / "ge-4bit-nonsquare.gec")
+    assert result.exit_code == 0
+    assert "tiny-test" in result.output and "40x24" in result.output and "4 bits" in result.output
+
+
+def test_info_json_is_machine_readable():
+    result = gec("info", GOLDEN / "cs-6bit.gec", "--json")
+    info = json.loads(result.output)
+    assert info["mode"] == "cs" and info["values"] == 32 and info["bits"] == 6
+    assert info["layout"]["fixed"] + info["layout"]["header"] + info["layout"]["payload"] == info["bytes"]
+
+
+def test_models_lists_the_user_model_folder():
+    result = gec("models", "--json")
+    names = [row["name"] for row in json.loads(result.output)]
+    assert "tiny-test" in names
+
+
+def test_decode_cs_mode_file(image_file, tmp_path):
+    assert gec("encode", image_file, "-o", tmp_path / "cs.gec", "--mode", "cs", "--count", "24", *TINY).exit_code == 0
+    assert gec("decode", tmp_path / "cs.gec", "-o", tmp_path / "cs.png", *FAST).exit_code == 0
+    assert Image.open(tmp_path / "cs.png").size == (16, 16)
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GECODEC_MODEL_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", "from gecodec.cli import run; run()", "decode", str(tmp_path / "nope.gec")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "nope.gec" in proc.stderr

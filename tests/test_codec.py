@@ -1,0 +1,108 @@
+"""Encoding and decoding with the tiny model: round trips, determinism, both measurement modes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gecodec import container
+from gecodec.codec import Codec, search_options
+from gecodec.errors import FormatError, OptionError
+from gecodec.imageio import image_to_tensor
+from gecodec.search import SearchOptions, latent_search
+
+from conftest import FAST, face_like
+
+
+@pytest.fixture
+def codec(tiny) -> Codec:
+    return Codec(tiny, "cpu")
+
+
+def images(n: int) -> torch.Tensor:
+    return torch.stack([image_to_tensor(face_like(seed=i), 16) for i in range(n)])
+
+
+def test_encode_batch_makes_one_small_file_per_image(codec):
+    files = codec.encode_batch(images(3), bits=8)
+    assert len(files) == 3
+    for data in files:
+        assert len(data) == 17 + codec.bundle.m  # m values of 8 bits plus the fixed overhead
+
+
+def test_decode_batch_returns_images_at_model_size(codec):
+    out = codec.decode_batch(codec.encode_batch(images(3)), **FAST)
+    assert out.shape == (3, 3, 16, 16)
+    assert float(out.abs().max()) <= 1.0
+
+
+def test_decoding_twice_gives_identical_pixels(codec):
+    data = codec.encode_batch(images(1), seed=5)[0]
+    first = codec.decode_batch([data], **FAST)
+    second = codec.decode_batch([data], **FAST)
+    assert torch.equal(first, second)
+
+
+def test_seed_in_file_changes_the_search_start(codec):
+    x = images(1)
+    a, b = (codec.decode_batch(codec.encode_batch(x, seed=s), iters=3, restarts=1) for s in (1, 2))
+    assert not torch.equal(a, b)
+
+
+def test_search_recovers_an_image_the_generator_made(tiny):
+    """Toy setting with a known answer: the target is G(z0), measured by EN."""
+    torch.manual_seed(0)
+    target_image = tiny.generator(torch.randn(2, tiny.generator.config.latent_dim))
+    targets = tiny.encoder(target_image).detach()
+    short = latent_search(tiny.generator, tiny.encoder, targets, [0, 1], SearchOptions(iters=1, restarts=2, lam=0.0))
+    long = latent_search(tiny.generator, tiny.encoder, targets, [0, 1], SearchOptions(iters=150, restarts=2, lam=0.0))
+    short_error = (short.images - target_image).pow(2).mean()
+    long_error = (long.images - target_image).pow(2).mean()
+    assert bool((long.objective < short.objective).all())
+    assert long_error < 0.5 * short_error
+
+
+def test_cs_mode_round_trip(codec):
+    files = codec.encode_batch(images(2), bits=6, mode="cs", count=40, seed=3)
+    header, _ = container.read(files[0])
+    assert (header.mode, header.count, header.bits) == ("cs", 40, 6)
+    assert header.value_range is not None
+    assert codec.decode_batch(files, **FAST).shape == (2, 3, 16, 16)
+
+
+def test_cs_mode_matrix_is_regenerated_from_the_seed(codec):
+    a = codec.gaussian(10, 3).matrix
+    b = Codec(codec.bundle, "cpu").gaussian(10, 3).matrix
+    assert torch.equal(a, b)
+    assert not torch.equal(a, codec.gaussian(10, 4).matrix)
+
+
+def test_file_for_another_model_is_refused(codec):
+    data = container.write(container.Header(model_id=0xABCDEF01, bits=8), bytes(codec.bundle.m))
+    with pytest.raises(FormatError, match="abcdef01"):
+        codec.decode_batch([data])
+
+
+def test_explicit_options_override_file_hints_which_override_defaults():
+    header = container.Header(model_id=1, bits=8, hints={"iters": 7, "lr": 0.5})
+    assert search_options(header) == SearchOptions(iters=7, lr=0.5)
+    assert search_options(header, iters=3, lr=None) == SearchOptions(iters=3, lr=0.5)
+    with pytest.raises(OptionError):
+        search_options(header, bogus=1)
+
+
+@pytest.mark.parametrize("bad", [{"iters": -1}, {"restarts": 0}, {"lam": -1.0}, {"lr": 0.0}])
+def test_search_options_out_of_range_are_refused(bad):
+    with pytest.raises(OptionError):
+        SearchOptions(**bad)
+
+
+def test_encode_refuses_images_of_the_wrong_shape(codec):
+    with pytest.raises(OptionError):
+        codec.encode_batch(torch.zeros(1, 3, 32, 32))
+
+
+def test_non_square_image_comes_back_at_its_original_size(codec):
+    data = codec.encode_image(face_like(40, 24))
+    assert container.read(data)[0].original_size == (40, 24)
+    assert codec.decode_image(data, **FAST).size == (40, 24)
