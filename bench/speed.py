@@ -12,7 +12,9 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,14 +27,15 @@ from gecodec.imageio import image_to_tensor, open_image
 RESULTS = Path(__file__).parent / "results"
 
 
-def timed(device: torch.device, work) -> float:
+def timed(device: torch.device, work: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """(seconds, result) of one call, synchronising the GPU before and after."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
-    work()
+    result = work(*args, **kwargs)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, result
 
 
 def measure(codec: Codec, images: torch.Tensor, batch_size: int, options: SearchOptions) -> dict:
@@ -41,9 +44,9 @@ def measure(codec: Codec, images: torch.Tensor, batch_size: int, options: Search
     codec.decode_batch(codec.encode_batch(batches[0][:1]), iters=2)  # warm-up
     encode_s = decode_s = 0.0
     for batch in batches:
-        files: list[bytes] = []
-        encode_s += timed(codec.device, lambda: files.extend(codec.encode_batch(batch)))
-        decode_s += timed(codec.device, lambda: codec.decode_batch(files, batch_size=batch_size, **vars(options)))
+        seconds, files = timed(codec.device, codec.encode_batch, batch)
+        encode_s += seconds
+        decode_s += timed(codec.device, codec.decode_batch, files, batch_size=batch_size, **vars(options))[0]
     return {"device": str(codec.device), "batch_size": batch_size, "images": len(images),
             "encode_ms_per_image": round(1000 * encode_s / len(images), 2),
             "decode_s_per_image": round(decode_s / len(images), 3)}

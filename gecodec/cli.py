@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from gecodec import __version__, api, container
 from gecodec.bundle import DEFAULT_MODEL, available_bundles, find_by_id, load_bundle, load_model
-from gecodec.codec import DEFAULT_BITS, search_options
+from gecodec.codec import DEFAULT_BITS, Codec, ParsedFile, search_options
 from gecodec.errors import GecError, OutputError
 from gecodec.fileio import check_output, image_format, save_image_atomic, write_bytes_atomic
 from gecodec.imageio import is_image_path, tensor_to_image
@@ -182,40 +182,24 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
     files = expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
     total_files = len(files) + len(failures.items)
     pairs = plan_outputs(inputs, files, output, "." + image_ext, failures, force)
-    by_model: dict[int, list[tuple[Path, Path, bytes, container.Header]]] = defaultdict(list)
+    jobs: dict[Codec, list[tuple[Path, Path, ParsedFile]]] = defaultdict(list)
     for source, target in pairs:
         try:
             data = api.read_gec(source)
             header, _ = container.read(data)
-            by_model[header.model_id].append((source, target, data, header))
+            codec = api.get_codec(find_by_id(header.model_id), device)
+            jobs[codec].append((source, target, codec.parse(data)))
         except GecError as exc:
             failures.add(source, exc)
-    work = []
-    for model_id, items in by_model.items():
-        try:
-            codec = api.get_codec(find_by_id(model_id), device)
-        except GecError as exc:
-            for source, *_ in items:
-                failures.add(source, exc)
-            continue
-        for item in items:
-            try:
-                work.append((codec, item, codec.parse(item[2])))
-            except GecError as exc:
-                failures.add(item[0], exc)
-    total = sum(search_options(parsed.header, **overrides).iters for _, _, parsed in work)
+    total = sum(search_options(parsed.header, **overrides).iters for group in jobs.values() for *_, parsed in group)
     with progress_bar(total, "img-iter", quiet, "decode") as bar:
-        for start in range(0, len(work), batch_size):
-            chunk = work[start : start + batch_size]
-            by_codec = defaultdict(list)
-            for codec, item, _ in chunk:
-                by_codec[codec].append(item)
-            for codec, items in by_codec.items():
-                images = codec.decode_batch([data for _, _, data, _ in items], batch_size=batch_size,
-                                            progress=bar.update, **overrides)
-                for (source, target, _, header), x in zip(items, images):
+        for codec, group in jobs.items():
+            for start in range(0, len(group), batch_size):  # save each batch as soon as it is done
+                chunk = group[start : start + batch_size]
+                images = codec.decode_parsed([parsed for *_, parsed in chunk], batch_size, bar.update, **overrides)
+                for (source, target, parsed), x in zip(chunk, images):
                     try:
-                        save_image_atomic(tensor_to_image(x, header.original_size), target, force)
+                        save_image_atomic(tensor_to_image(x, parsed.header.original_size), target, force)
                     except GecError as exc:
                         failures.add(source, exc)
     failures.finish(total_files)

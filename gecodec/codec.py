@@ -166,10 +166,11 @@ class Codec:
         """
         if not (isinstance(batch_size, int) and batch_size >= 1):
             raise OptionError(f"batch size must be a positive integer, got {batch_size!r}")
-        return self._search([self.parse(data) for data in files], batch_size, progress, overrides)
+        return self.decode_parsed([self.parse(data) for data in files], batch_size, progress, **overrides)
 
-    def _search(self, parsed: list[ParsedFile], batch_size: int, progress: Progress | None,
-                overrides: dict[str, Any]) -> torch.Tensor:
+    def decode_parsed(self, parsed: Sequence[ParsedFile], batch_size: int = 64, progress: Progress | None = None,
+                      **overrides: Any) -> torch.Tensor:
+        """decode_batch for files already read with parse()."""
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, item in enumerate(parsed):
             h = item.header
@@ -189,7 +190,7 @@ class Codec:
     def decode_image(self, data: bytes, progress: Progress | None = None, **overrides: Any) -> Image.Image:
         """Decode one .gec file to an RGB image of the original size."""
         parsed = self.parse(data)
-        x = self._search([parsed], 1, progress, overrides)[0]
+        x = self.decode_parsed([parsed], 1, progress, **overrides)[0]
         return tensor_to_image(x, parsed.header.original_size)
 
 

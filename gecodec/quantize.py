@@ -50,7 +50,8 @@ def pack_bits(ints: np.ndarray, bits: int) -> bytes:
 def unpack_bits(data: bytes, count: int, bits: int) -> np.ndarray:
     """Inverse of pack_bits. The length must be exact and the padding bits zero."""
     if len(data) != packed_size(count, bits):
-        raise FormatError(f"payload holds {len(data)} bytes, expected {packed_size(count, bits)} for {count} values of {bits} bits")
+        expected = packed_size(count, bits)
+        raise FormatError(f"payload holds {len(data)} bytes, expected {expected} for {count} values of {bits} bits")
     bitstream = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
     if bitstream[count * bits :].any():
         raise FormatError("payload padding bits are not zero")

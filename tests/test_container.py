@@ -89,7 +89,7 @@ def test_wrong_checksum_raises_format_error():
 
 
 def test_oversized_header_raises_format_error():
-    header = msgpack.packb([1, 8, 0, 0, {5: {"x" * 20: 1 for _ in range(1)}, 9: b"\x00" * 2000}])
+    header = msgpack.packb([1, 8, 0, 0, {9: b"\x00" * 2000}])
     with pytest.raises(FormatError, match="header"):
         container.read(with_crc(b"GEC\x01" + header + b"\x00" * 16))
 

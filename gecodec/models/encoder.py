@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from gecodec.models.generator import BASE_RESOLUTION, check_image_size, conv_block
+from gecodec.models.generator import BASE_RESOLUTION, check_image_size
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ def _summary(decoded: torch.Tensor, reference: torch.Tensor) -> dict[str, float]
     return {"mse": round(float(mse(decoded, reference).mean()), 5), "psnr": round(float(psnr_8bit(decoded, reference).mean()), 2)}
 
 
-def evaluate_bundle(bundle: Bundle, real: torch.Tensor, bits: int = 8, options: SearchOptions = SearchOptions(),
+def evaluate_bundle(bundle: Bundle, real: torch.Tensor, bits: int = 8, options: SearchOptions | None = None,
                     batch_size: int = 32, seed: int = 0) -> dict:
     """Figures on real images (float, in [-1, 1]) and as many generated ones, at the default search settings."""
+    options = options or SearchOptions()
     codec = Codec(bundle, "cpu")
     torch.manual_seed(seed)
     generated = bundle.generator(sample_latent(len(real), bundle.generator.config.latent_dim)).clamp(-1, 1)
