@@ -55,3 +55,10 @@ def test_discriminator_reconstructs_at_its_size():
 def test_unsupported_image_size_is_refused(size):
     with pytest.raises(ValueError):
         Generator(GeneratorConfig(image_size=size))
+
+
+def test_upsampling_matches_nearest_neighbour():
+    from gecodec.models.generator import Upsample2x
+
+    x = torch.randn(2, 3, 5, 7)
+    assert torch.equal(Upsample2x()(x), nn.functional.interpolate(x, scale_factor=2, mode="nearest"))

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from gecodec.models.generator import BASE_RESOLUTION, check_image_size
+from gecodec.models.generator import BASE_RESOLUTION, Upsample2x, check_image_size
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class AutoencoderDecoder(nn.Module):
         self.fc = nn.Linear(config.m, BASE_RESOLUTION * BASE_RESOLUTION * channels)
         layers: list[nn.Module] = []
         for _ in range(upsamplings):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels, channels, 3, padding=1), nn.ELU()]
+            layers += [Upsample2x(), nn.Conv2d(channels, channels, 3, padding=1), nn.ELU()]
         layers.append(nn.Conv2d(channels, 3, 3, padding=1))
         self.body = nn.Sequential(*layers)
 

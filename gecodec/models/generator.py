@@ -42,6 +42,18 @@ class GeneratorConfig:
         return asdict(self)
 
 
+class Upsample2x(nn.Module):
+    """Nearest-neighbour x2 upsampling written as expand + reshape.
+
+    Same output as nn.Upsample(scale_factor=2), but its gradient is a plain sum instead of CUDA atomic
+    adds, so the decoder's search is deterministic on the GPU too.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+
+
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """Two 3x3 convolutions with ELU, the building block of BEGAN's generator and decoder."""
     return nn.Sequential(
@@ -61,7 +73,7 @@ class BeganDecoder(nn.Module):
         self.fc = nn.Linear(input_dim, BASE_RESOLUTION * BASE_RESOLUTION * widths[0])
         layers: list[nn.Module] = [conv_block(widths[0], widths[0])]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv_block(c_in, c_out)]
+            layers += [Upsample2x(), conv_block(c_in, c_out)]
         layers.append(nn.Conv2d(widths[-1], 3, 3, padding=1))
         self.body = nn.Sequential(*layers)
 
