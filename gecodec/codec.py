@@ -109,6 +109,8 @@ class Codec:
                 ranges: list[tuple[float, float] | None] = [None] * len(images)
             elif mode == "cs":
                 count = count or self.bundle.m
+                if not 1 <= count <= 3 * size * size:
+                    raise OptionError(f"cs mode takes 1 to {3 * size * size} measurements, not {count}")
                 measurements = self.gaussian(count, seed)(images).cpu()
                 ranges = [_float32_range(row) for row in measurements]
                 ints = np.stack([

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import zstandard
 
-from gecodec.errors import FormatError
+from gecodec.errors import FormatError, OptionError
 
 MAGIC = b"GEC"
 VERSION = 1
@@ -66,7 +66,10 @@ def _extras(header: Header) -> dict[int, Any]:
 
 def write(header: Header, payload: bytes) -> bytes:
     """Serialise a header and raw payload; the payload is stored zstd-compressed only if that is smaller."""
-    _validate(header)
+    try:
+        _validate(header)
+    except ValueError as exc:
+        raise OptionError(f"cannot write this header: {exc}") from None
     compressed = zstandard.ZstdCompressor(level=19, write_content_size=False, write_checksum=False).compress(payload)
     codec, stored = (PAYLOAD_ZSTD, compressed) if len(compressed) < len(payload) else (PAYLOAD_RAW, payload)
     fields: list[Any] = [header.model_id, header.bits, header.seed, codec]

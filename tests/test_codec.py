@@ -106,3 +106,9 @@ def test_non_square_image_comes_back_at_its_original_size(codec):
     data = codec.encode_image(face_like(40, 24))
     assert container.read(data)[0].original_size == (40, 24)
     assert codec.decode_image(data, **FAST).size == (40, 24)
+
+
+@pytest.mark.parametrize("bad", [{"seed": -1}, {"mode": "xx"}, {"bits": 1}, {"mode": "cs", "count": 10**6}])
+def test_bad_encode_options_raise_option_error(codec, bad):
+    with pytest.raises(OptionError):
+        codec.encode_batch(images(1), **bad)
