@@ -1,0 +1,62 @@
+"""How the decoder's search settings trade quality for time, on real images.
+
+    python -m bench.search_settings --data ../shared/data/celeba64/val --n 16 --lam 0 0.001 0.01 0.1
+
+Encodes the images once (8 bits) and decodes them with each setting; prints PSNR (8-bit RGB) and MSE
+(pixels in [-1, 1]) per setting and writes bench/results/search_settings.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from gecodec.bundle import load_model
+from gecodec.codec import Codec
+from gecodec.imageio import image_to_tensor, open_image
+from gecodec.metrics import mse, psnr_8bit
+from gecodec.search import SearchOptions
+from gecodec.train.data import list_images
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--lam", type=float, nargs="*", default=[], help="values of lambda to try")
+    parser.add_argument("--iters", type=int, nargs="*", default=[], help="iteration counts to try")
+    parser.add_argument("--restarts", type=int, nargs="*", default=[], help="restart counts to try")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS / "search_settings.json")
+    args = parser.parse_args(argv)
+
+    codec = Codec(load_model(args.model), args.device)
+    originals = torch.stack([image_to_tensor(open_image(p), codec.image_size) for p in list_images(args.data)[: args.n]])
+    files = codec.encode_batch(originals)
+    base = SearchOptions()
+    settings = [base] + [replace(base, lam=v) for v in args.lam] + [replace(base, iters=v) for v in args.iters] + [
+        replace(base, restarts=v) for v in args.restarts]
+    rows = []
+    for options in dict.fromkeys(settings):  # unique, in order
+        started = time.perf_counter()
+        decoded = codec.decode_batch(files, **vars(options))
+        row = {**vars(options), "psnr": round(float(psnr_8bit(decoded, originals).mean()), 2),
+               "mse": round(float(mse(decoded, originals).mean()), 5),
+               "seconds_per_image": round((time.perf_counter() - started) / len(files), 2)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": codec.bundle.name, "images": len(files), "device": str(codec.device),
+                                    "results": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
