@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gecodec.bundle import Bundle, save_bundle
 from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator, GeneratorConfig
-from gecodec.models.patch_discriminator import ConvDiscriminatorConfig
+from gecodec.models.conv_discriminator import ConvDiscriminatorConfig
 from gecodec.search import SearchOptions, latent_search
 from gecodec.train.checkpoint import load_checkpoint, save_checkpoint
 from gecodec.train.data import load_images, to_float

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gecodec.models import Generator, GeneratorConfig
-from gecodec.models.patch_discriminator import ConvDiscriminator, ConvDiscriminatorConfig
+from gecodec.models.conv_discriminator import ConvDiscriminator, ConvDiscriminatorConfig
 from gecodec.train.checkpoint import ema_decay, load_checkpoint, save_checkpoint, update_ema
 from gecodec.train.data import sample_batches
 from gecodec.train.grid import save_grid
