@@ -1,27 +1,41 @@
-"""A picture of what the codec does: originals, GE decodes and CSGM decodes at the same file size.
+"""A picture of what the codec does: originals, GE and CSGM decodes, and the smallest WebP files.
 
     python -m bench.examples --data ../shared/data/celeba64/val --n 8
 
-Writes bench/results/examples.png (rows: original, GE, CSGM, each m = 128 at 8 bits) and examples.json
-with the bytes and PSNR of each image.
+Writes bench/results/examples.png (rows: original; GE and CSGM, each m = 128 at 8 bits; WebP at quality 0,
+its smallest files) and examples.json with the bytes, PSNR and MSE of each image.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from gecodec.bundle import load_model
 from gecodec.codec import Codec
-from gecodec.imageio import image_to_tensor, open_image
+from gecodec.imageio import image_to_tensor, open_image, pixels_to_tensor, tensor_to_pixels
 from gecodec.metrics import mse, psnr_8bit
 from gecodec.train.data import list_images
 from gecodec.train.grid import save_grid
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def webp_smallest(images: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
+    """WebP at quality 0 through Pillow: its smallest files, and their decodes."""
+    files, decoded = [], []
+    for pixels in tensor_to_pixels(images):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="WEBP", quality=0)
+        files.append(buffer.getvalue())
+        decoded.append(pixels_to_tensor(np.asarray(Image.open(io.BytesIO(files[-1])).convert("RGB"))))
+    return files, torch.stack(decoded)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,14 +52,17 @@ def main(argv: list[str] | None = None) -> None:
     paths = list_images(args.data)[: args.n]
     originals = torch.stack([image_to_tensor(open_image(p), codec.image_size) for p in paths])
     rows, report = [originals], {"model": codec.bundle.name, "bits": args.bits, "images": [p.name for p in paths]}
-    for mode in ("ge", "cs"):
-        files = codec.encode_batch(originals, bits=args.bits, mode=mode)
-        decoded = codec.decode_batch(files)
+    for name in ("ge", "cs", "webp"):
+        if name == "webp":
+            files, decoded = webp_smallest(originals)
+        else:
+            files = codec.encode_batch(originals, bits=args.bits, mode=name)
+            decoded = codec.decode_batch(files)
         rows.append(decoded)
-        report[mode] = {"bytes": [len(f) for f in files], "psnr": [round(float(v), 2) for v in psnr_8bit(decoded, originals)],
+        report[name] = {"bytes": [len(f) for f in files], "psnr": [round(float(v), 2) for v in psnr_8bit(decoded, originals)],
                         "mse": [round(float(v), 5) for v in mse(decoded, originals)]}
-        print(f"{mode}: mean {sum(report[mode]['bytes']) / len(files):.0f} bytes, "
-              f"PSNR {sum(report[mode]['psnr']) / len(files):.2f} dB, MSE {sum(report[mode]['mse']) / len(files):.5f}")
+        print(f"{name}: mean {sum(report[name]['bytes']) / len(files):.0f} bytes, "
+              f"PSNR {sum(report[name]['psnr']) / len(files):.2f} dB, MSE {sum(report[name]['mse']) / len(files):.5f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(torch.cat(rows), args.out, columns=len(paths))
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")

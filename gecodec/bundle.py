@@ -39,8 +39,12 @@ class Bundle:
     calibration_hi: torch.Tensor  # (m,) upper end
     card: dict[str, Any] = field(default_factory=dict)
     ae_decoder: AutoencoderDecoder | None = None  # the GE1 autoencoder's own decoder, when trained with one
-    sha256: str = ""
+    sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
     path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            self.sha256 = tensors_digest(bundle_tensors(self, torch.float32))
 
     @property
     def model_id(self) -> int:
@@ -69,9 +73,8 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
-    """Write a bundle atomically; ``half`` stores weights as float16. Returns the bundle's SHA-256."""
-    dtype = torch.float16 if half else torch.float32
+def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every tensor a bundle file stores: weights in ``dtype``, the calibration in float32."""
     tensors: dict[str, torch.Tensor] = {}
     modules = {"generator": bundle.generator, "encoder": bundle.encoder, "ae_decoder": bundle.ae_decoder}
     for prefix, module in modules.items():
@@ -80,6 +83,12 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
                 tensors[f"{prefix}.{key}"] = value.detach().to("cpu", dtype).contiguous()
     tensors["calibration.lo"] = bundle.calibration_lo.detach().float().cpu().contiguous()
     tensors["calibration.hi"] = bundle.calibration_hi.detach().float().cpu().contiguous()
+    return tensors
+
+
+def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
+    """Write a bundle atomically; ``half`` stores weights as float16. Returns the SHA-256 of the stored tensors."""
+    tensors = bundle_tensors(bundle, torch.float16 if half else torch.float32)
     config = {"generator": bundle.generator.config.to_dict(), "encoder": bundle.encoder.config.to_dict()}
     if bundle.ae_decoder is not None:
         config["ae_decoder"] = {"channels": bundle.ae_decoder.channels}

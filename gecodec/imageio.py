@@ -84,7 +84,7 @@ def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
 
 def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 (or NxHxWx3) -> float CxHxW (or NxCxHxW) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).float().div(127.5).sub(1.0)
+    x = torch.from_numpy(np.array(pixels, dtype=np.uint8)).float().div(127.5).sub(1.0)
     return x.movedim(-1, -3)
 
 

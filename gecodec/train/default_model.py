@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gecodec.bundle import Bundle, save_bundle
+from gecodec.bundle import Bundle, load_bundle, save_bundle
 from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.conv_discriminator import ConvDiscriminatorConfig
 from gecodec.search import SearchOptions, latent_search
@@ -76,8 +76,11 @@ def main(argv: list[str] | None = None) -> None:
 
     encoder, ae_decoder, encoder_summary = train_or_load_encoder(train, generator, args.run_dir)
     lo, hi = calibrate(encoder, train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:10000]])
-    bundle = Bundle(name="celeba64-default", generator=generator, encoder=encoder, calibration_lo=lo,
-                    calibration_hi=hi, ae_decoder=ae_decoder)
+    # Save first, then evaluate the bundle as shipped (half precision), then save it again with its card:
+    # the tensors, and so the id, do not change.
+    save_bundle(Bundle(name="celeba64-default", generator=generator, encoder=encoder, calibration_lo=lo,
+                       calibration_hi=hi, ae_decoder=ae_decoder), args.out, half=True)
+    bundle = load_bundle(args.out)
     figures = {}
     if args.val_images:
         figures = evaluate_bundle(bundle, to_float(load_images(args.data / "val", 64, limit=args.val_images)))
