@@ -18,6 +18,15 @@ ImageInput = Union[str, os.PathLike, Image.Image]
 # not depend on Pillow's global MAX_IMAGE_PIXELS setting).
 MAX_PIXELS = 64 * 1024 * 1024
 
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
+)
+
+
+def is_image_path(path: Path) -> bool:
+    """Whether a file name looks like an image (used to pick files out of folders)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
 
 def open_image(source: ImageInput) -> Image.Image:
     """Open an image as 8-bit RGB with EXIF orientation applied; raise ImageError on anything unusable."""
@@ -111,12 +120,3 @@ def tensor_to_image(x: torch.Tensor, original_size: tuple[int, int] | None = Non
     left, top = (width - side) // 2, (height - side) // 2
     padded = np.pad(np.asarray(square), ((top, height - side - top), (left, width - side - left), (0, 0)), mode="edge")
     return Image.fromarray(padded)
-
-
-def is_image_path(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
-)
