@@ -42,7 +42,8 @@ def search_iteration_flops(bundle: Bundle, restarts: int = 2) -> int:
     return counter.get_total_flops()
 
 
-def train_or_load_encoder(train: torch.Tensor, generator: Generator, run_dir: Path):
+def train_or_load_encoder(train: torch.Tensor, generator: Generator, run_dir: Path
+                          ) -> tuple[Encoder, AutoencoderDecoder, dict]:
     """Stage 2, resumable: the trained encoder is kept in run_dir/encoder.pt."""
     path = run_dir / "encoder.pt"
     if path.exists():
