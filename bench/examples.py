@@ -19,9 +19,9 @@ from PIL import Image
 
 from gecodec.bundle import load_model
 from gecodec.codec import Codec
-from gecodec.imageio import image_to_tensor, open_image, pixels_to_tensor, tensor_to_pixels
+from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
 from gecodec.metrics import mse, psnr_8bit
-from gecodec.train.data import list_images
+from gecodec.train.data import image_source, load_images, to_float
 from gecodec.train.grid import save_grid
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     codec = Codec(load_model(args.model), args.device)
-    paths = list_images(args.data)[: args.n]
-    originals = torch.stack([image_to_tensor(open_image(p), codec.image_size) for p in paths])
-    rows, report = [originals], {"model": codec.bundle.name, "bits": args.bits, "images": [p.name for p in paths]}
+    originals = to_float(load_images(args.data, codec.image_size, limit=args.n))
+    names = image_source(args.data)[0][: args.n]
+    rows, report = [originals], {"model": codec.bundle.name, "bits": args.bits, "images": names}
     for name in ("ge", "cs", "webp"):
         if name == "webp":
             files, decoded = webp_smallest(originals)
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: mean {sum(report[name]['bytes']) / len(files):.0f} bytes, "
               f"PSNR {sum(report[name]['psnr']) / len(files):.2f} dB, MSE {sum(report[name]['mse']) / len(files):.5f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(torch.cat(rows), args.out, columns=len(paths))
+    save_grid(torch.cat(rows), args.out, columns=len(names))
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
 
 

@@ -14,14 +14,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from gecodec.bundle import load_model
 from gecodec.codec import Codec
-from gecodec.imageio import image_to_tensor, open_image
 from gecodec.metrics import mse, psnr_8bit
 from gecodec.search import SearchOptions
-from gecodec.train.data import list_images
+from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -39,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     codec = Codec(load_model(args.model), args.device)
-    originals = torch.stack([image_to_tensor(open_image(p), codec.image_size) for p in list_images(args.data)[: args.n]])
+    originals = to_float(load_images(args.data, codec.image_size, limit=args.n))
     files = codec.encode_batch(originals)
     base = SearchOptions()
     settings = [base] + [replace(base, lam=v) for v in args.lam] + [replace(base, iters=v) for v in args.iters] + [

@@ -21,8 +21,7 @@ import torch
 from gecodec.bundle import load_model
 from gecodec.codec import Codec
 from gecodec.search import SearchOptions
-from gecodec.train.data import list_images
-from gecodec.imageio import image_to_tensor, open_image
+from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     bundle = load_model(args.model)
-    images = torch.stack([image_to_tensor(open_image(p), bundle.image_size) for p in list_images(args.data)[: args.n]])
+    images = to_float(load_images(args.data, bundle.image_size, limit=args.n))
     options = SearchOptions() if args.iters is None else SearchOptions(iters=args.iters)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows = []

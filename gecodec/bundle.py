@@ -19,13 +19,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gecodec.errors import BundleError, ModelNotFoundError
-from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator, GeneratorConfig
+from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
+from gecodec.models.began import BeganEncoder
 
 FORMAT_NAME = "gecodec-bundle"
 FORMAT_VERSION = "1"
 BUNDLE_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "celeba64-default"
+# EN's kinds: GE1 (a trained conv encoder) and GE0 (the BEGAN discriminator's encoder half).
+ENCODER_KINDS = {"ge1": (Encoder, EncoderConfig), "ge0": (BeganEncoder, DiscriminatorConfig)}
 
 
 @dataclass
@@ -34,7 +37,7 @@ class Bundle:
 
     name: str
     generator: Generator
-    encoder: Encoder
+    encoder: Encoder | BeganEncoder
     calibration_lo: torch.Tensor  # (m,) lower end of each EN output's quantizer range
     calibration_hi: torch.Tensor  # (m,) upper end
     card: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +65,10 @@ class Bundle:
     def m(self) -> int:
         return self.encoder.config.m
 
+    @property
+    def encoder_kind(self) -> str:
+        return "ge0" if isinstance(self.encoder, BeganEncoder) else "ge1"
+
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
@@ -69,7 +76,7 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
@@ -90,6 +97,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
     """Write a bundle atomically; ``half`` stores weights as float16. Returns the SHA-256 of the stored tensors."""
     tensors = bundle_tensors(bundle, torch.float16 if half else torch.float32)
     config = {"generator": bundle.generator.config.to_dict(), "encoder": bundle.encoder.config.to_dict()}
+    if bundle.encoder_kind != "ge1":  # files from before GE0 existed have no kind: they are GE1
+        config["encoder_kind"] = bundle.encoder_kind
     if bundle.ae_decoder is not None:
         config["ae_decoder"] = {"channels": bundle.ae_decoder.channels}
     metadata = {
@@ -137,7 +146,8 @@ def load_bundle(path: str | Path) -> Bundle:
         config = json.loads(metadata["config"])
         generator = Generator(GeneratorConfig(**config["generator"]))
         generator.load_state_dict(_submodule(tensors, "generator"))
-        encoder = Encoder(EncoderConfig(**config["encoder"]))
+        encoder_class, encoder_config = ENCODER_KINDS[config.get("encoder_kind", "ge1")]
+        encoder = encoder_class(encoder_config(**config["encoder"]))
         encoder.load_state_dict(_submodule(tensors, "encoder"))
         ae_decoder = None
         if "ae_decoder" in config:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from gecodec import __version__, api, container
 from gecodec.bundle import DEFAULT_MODEL, available_bundles, find_by_id, load_bundle, load_model
+from gecodec.cli_train import train
 from gecodec.codec import DEFAULT_BITS, Codec, ParsedFile, search_options
 from gecodec.errors import GecError, OutputError
 from gecodec.fileio import check_output, image_format, save_image_atomic, write_bytes_atomic
@@ -295,6 +296,9 @@ def models(as_json: bool) -> None:
         click.echo(f"    {row['path']}")
 
 
+main.add_command(train)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console entry point: click's handling plus one-line reports of unexpected errors."""
     try:
@@ -304,3 +308,7 @@ def run(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"gec: internal error: {exc.__class__.__name__}: {exc} (set GEC_DEBUG=1 for details)", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    run()

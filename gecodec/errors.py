@@ -27,3 +27,7 @@ class OutputError(GecError):
 
 class OptionError(GecError):
     """An option is out of its valid range (bits, m, iterations, ...)."""
+
+
+class TrainingError(GecError):
+    """Training cannot start or go on: an unusable checkpoint, a resume with another configuration, ..."""

@@ -57,3 +57,20 @@ def test_a_pickle_or_junk_file_is_not_a_bundle(tmp_path):
 
 def test_bundle_errors_are_gec_errors():
     assert issubclass(BundleError, GecError) and issubclass(ModelNotFoundError, GecError)
+
+
+def test_dcgan_generator_and_ge0_encoder_survive_a_bundle_round_trip(tiny, tmp_path):
+    from gecodec.bundle import Bundle
+    from gecodec.models import DiscriminatorConfig, Generator, GeneratorConfig
+    from gecodec.models.began import BeganEncoder
+
+    generator = Generator(GeneratorConfig(16, 8, 8, arch="dcgan")).eval()
+    encoder = BeganEncoder(DiscriminatorConfig(16, 6, 4)).eval()
+    with torch.no_grad():
+        generator.net.body[0].running_mean.uniform_()
+    bundle = Bundle("mixed", generator, encoder, torch.zeros(6), torch.ones(6))
+    save_bundle(bundle, tmp_path / "mixed.safetensors")
+    loaded = load_bundle(tmp_path / "mixed.safetensors")
+    assert loaded.encoder_kind == "ge0" and loaded.m == 6 and loaded.generator.config.arch == "dcgan"
+    z = torch.randn(3, 8)
+    assert torch.allclose(loaded.encoder(loaded.generator(z)), encoder(generator(z)), atol=1e-5)

@@ -62,3 +62,16 @@ def test_upsampling_matches_nearest_neighbour():
 
     x = torch.randn(2, 3, 5, 7)
     assert torch.equal(Upsample2x()(x), nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def test_dcgan_generator_doubles_resolution_with_each_transposed_convolution():
+    config = GeneratorConfig(image_size=64, channels=32, arch="dcgan")
+    assert config.block_widths() == [32, 16, 8, 4]
+    g = Generator(config).eval()
+    assert g(torch.zeros(2, 128)).shape == (2, 3, 64, 64)
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in g.modules()) == 4
+
+
+def test_unknown_generator_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown generator architecture"):
+        GeneratorConfig(arch="vae")

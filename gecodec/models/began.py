@@ -16,6 +16,11 @@ class DiscriminatorConfig:
     embedding_dim: int = 128  # h in the BEGAN paper; GE0's m
     channels: int = 64
 
+    @property
+    def m(self) -> int:
+        """The embedding size, as GE0's number of measurements."""
+        return self.embedding_dim
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -25,6 +30,7 @@ class BeganEncoder(nn.Module):
 
     def __init__(self, config: DiscriminatorConfig) -> None:
         super().__init__()
+        self.config = config
         n = config.channels
         downsamplings = check_image_size(config.image_size)
         layers: list[nn.Module] = [nn.Conv2d(3, n, 3, padding=1), nn.ELU()]

@@ -1,4 +1,5 @@
-"""BEGAN-style generator: a linear layer to 8x8xn, then conv blocks with nearest-neighbour upsampling."""
+"""Generators G: BEGAN's (a linear layer to 8x8xn, then conv blocks with nearest-neighbour upsampling)
+and a cheaper DCGAN-style one (transposed convolutions with batch norm)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 BASE_RESOLUTION = 8
+ARCHITECTURES = ("began", "dcgan")
 
 
 def check_image_size(image_size: int) -> int:
@@ -23,14 +25,24 @@ def check_image_size(image_size: int) -> int:
 class GeneratorConfig:
     image_size: int = 64
     latent_dim: int = 128
-    channels: int = 64  # n in the BEGAN paper: the width of the 8x8 block
+    # began: n in the BEGAN paper, the width of the 8x8 block; dcgan: the width of the 4x4 block.
+    channels: int = 64
     latent_prior: str = "normal"  # distribution G was trained on: "normal" N(0, 1) or "uniform" on [-1, 1]
-    # None keeps every block n wide (BEGAN). A number halves the width at each upsampling,
+    # began only. None keeps every block n wide (BEGAN). A number halves the width at each upsampling,
     # down to that floor: most of a constant-width G's cost is in its full-resolution block.
     min_channels: int | None = None
+    arch: str = "began"  # bundles written before "dcgan" existed have no arch: they are BEGAN
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown generator architecture {self.arch!r} (choose from {', '.join(ARCHITECTURES)})")
+        if self.latent_prior not in ("normal", "uniform"):
+            raise ValueError(f"unknown latent prior {self.latent_prior!r} (normal or uniform)")
 
     def block_widths(self) -> list[int]:
         widths = [self.channels]
+        if self.arch == "dcgan":  # the widths at 4x4 up to image_size / 2, halving at each x2
+            return widths + [max(self.channels >> i, 1) for i in range(1, check_image_size(self.image_size) + 1)]
         for _ in range(check_image_size(self.image_size)):
             if self.min_channels is None:
                 widths.append(self.channels)
@@ -82,13 +94,31 @@ class BeganDecoder(nn.Module):
         return self.body(x)
 
 
+class DcganDecoder(nn.Module):
+    """DCGAN's generator: a linear map to 4x4, then 4x4 transposed convolutions (stride 2) with batch norm."""
+
+    def __init__(self, input_dim: int, widths: list[int]) -> None:
+        super().__init__()
+        self.channels = widths[0]
+        self.fc = nn.Linear(input_dim, 16 * widths[0], bias=False)
+        layers: list[nn.Module] = [nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(widths[-1], 3, 4, stride=2, padding=1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.body(self.fc(h).view(-1, self.channels, 4, 4))
+
+
 class Generator(nn.Module):
-    """G: latent z (uniform in [-1, 1] during training) -> image with pixels in about [-1, 1]."""
+    """G: latent z -> image with pixels in about [-1, 1]."""
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = BeganDecoder(config.latent_dim, config.block_widths())
+        decoder = DcganDecoder if config.arch == "dcgan" else BeganDecoder
+        self.net = decoder(config.latent_dim, config.block_widths())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
