@@ -299,6 +299,25 @@ def models(as_json: bool) -> None:
 main.add_command(train)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def bench(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Rate-distortion benchmark against CSGM, Lasso-DCT, JPEG, WebP, AVIF (`gec bench -h` for its options).
+
+    The harness lives in a gecodec checkout (bench/), not in the installed package.
+    """
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / "bench" / "__main__.py").is_file():
+            sys.path.insert(0, str(root))
+            break
+    else:
+        raise GecClickError("gec bench needs a gecodec checkout (its bench/ folder): run it from the repository")
+    from bench.__main__ import main as run_bench
+
+    ctx.exit(run_bench(list(args)))
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console entry point: click's handling plus one-line reports of unexpected errors."""
     try:

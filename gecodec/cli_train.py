@@ -13,20 +13,26 @@ from typing import Any
 import click
 
 from gecodec.bundle import BUNDLE_SUFFIX, load_model
+from gecodec.codec import resolve_device
 from gecodec.errors import OptionError
 from gecodec.fileio import check_output, write_bytes_atomic
-from gecodec.models import ConvDiscriminatorConfig, DiscriminatorConfig, EncoderConfig, Generator
+from gecodec.models.generator import ARCHITECTURES
+from gecodec.models import ConvDiscriminatorConfig, DiscriminatorConfig, EncoderConfig, Generator, GeneratorConfig
 from gecodec.search import SearchOptions
 from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
-from gecodec.train.distributed import setup_runtime
+from gecodec.train.distributed import Runtime, setup_runtime
 from gecodec.train.encoder import EncoderTrainConfig, ge0_encoder, train_encoder
 from gecodec.train.evaluate import evaluate_bundle
 from gecodec.train.export import export_bundle, training_card
 from gecodec.train.gan import LOSSES, GanTrainConfig, refresh_batchnorm_stats, train_gan
 
-data_option = click.option("--data", type=click.Path(path_type=Path), required=True,
-                           help="Folder of images (searched recursively), or a .tar/.zip of them.")
+data_option = click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder of images (searched recursively), or a .tar/.zip of them.",
+)
 limit_option = click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
 device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N. Default: CUDA when available.")
 resume_option = click.option("--resume", is_flag=True, help="Continue the run in the output folder.")
@@ -41,8 +47,7 @@ def given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def gan_config(stored: dict | None, generator: dict, loss: str | None, d_channels: int | None,
-               training: dict) -> GanTrainConfig:
+def gan_config(stored: dict | None, generator: dict, loss: str | None, d_channels: int | None, training: dict) -> GanTrainConfig:
     """The run's config: the checkpoint's (when resuming) or the defaults, with the options given on top."""
     base = GanTrainConfig.from_dict(stored) if stored else GanTrainConfig()
     g = dataclasses.replace(base.generator, **generator)
@@ -50,46 +55,99 @@ def gan_config(stored: dict | None, generator: dict, loss: str | None, d_channel
     discriminator = base.discriminator
     if generator or d_channels or loss != base.loss:  # rebuild D to fit
         channels = d_channels or (g.channels if loss == "began" else ConvDiscriminatorConfig.channels)
-        discriminator = (DiscriminatorConfig(g.image_size, g.latent_dim, channels) if loss == "began"
-                         else ConvDiscriminatorConfig(g.image_size, channels))
+        discriminator = (
+            DiscriminatorConfig(g.image_size, g.latent_dim, channels)
+            if loss == "began"
+            else ConvDiscriminatorConfig(g.image_size, channels)
+        )
     return dataclasses.replace(base, generator=g, loss=loss, discriminator=discriminator, **training)
 
 
 @train.command()
 @data_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoint, log, samples).")
-@click.option("--size", type=int, default=None, help="Image size, 8 * 2^k [default: 64].")
-@click.option("--arch", type=click.Choice(["began", "dcgan"]), default=None, help="Generator [default: began].")
-@click.option("--loss", type=click.Choice(LOSSES), default=None, help="GAN loss and its discriminator [default: began].")
-@click.option("--latent", type=click.IntRange(1), default=None, help="Latent size [default: 128].")
-@click.option("--channels", type=click.IntRange(1), default=None, help="Generator width n [default: 64].")
+@click.option(
+    "--size", type=int, default=None, help=f"Image size, 8 * 2^k [default: {GeneratorConfig.image_size}]."
+)
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default=None, help=f"Generator [default: {GeneratorConfig.arch}].")
+@click.option(
+    "--loss", type=click.Choice(LOSSES), default=None, help=f"GAN loss and its discriminator [default: {GanTrainConfig.loss}]."
+)
+@click.option("--latent", type=click.IntRange(1), default=None, help=f"Latent size [default: {GeneratorConfig.latent_dim}].")
+@click.option(
+    "--channels", type=click.IntRange(1), default=None, help=f"Generator width n [default: {GeneratorConfig.channels}]."
+)
 @click.option("--d-channels", type=click.IntRange(1), default=None, help="Discriminator width [default: G's].")
 @click.option("--prior", type=click.Choice(["uniform", "normal"]), default=None, help="Latent prior [default: uniform].")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="[default: 16]")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="[default: 8e-5, halved every "
-              "50,000 steps down to 2e-5]")
-@click.option("--steps", type=click.IntRange(1), default=None, help="[default: 100,000]")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help=f"[default: {GanTrainConfig.batch_size}]")
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help=f"[default: {GanTrainConfig.lr}, halved every {GanTrainConfig.lr_halve_every} steps down to {GanTrainConfig.lr_floor}]",
+)
+@click.option("--steps", type=click.IntRange(1), default=None, help=f"[default: {GanTrainConfig.steps}]")
 @click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop after this much training time.")
-@click.option("--sample-every", type=click.IntRange(1), default=None, help="Steps between sample grids [default: 500].")
-@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="[default: 500]")
-@click.option("--log-every", type=click.IntRange(1), default=None, help="Steps between log.jsonl lines [default: 50].")
-@click.option("--seed", type=click.IntRange(0), default=None, help="[default: 0]")
+@click.option(
+    "--sample-every",
+    type=click.IntRange(1),
+    default=None,
+    help=f"Steps between sample grids [default: {GanTrainConfig.sample_every}].",
+)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help=f"[default: {GanTrainConfig.checkpoint_every}]")
+@click.option(
+    "--log-every",
+    type=click.IntRange(1),
+    default=None,
+    help=f"Steps between log.jsonl lines [default: {GanTrainConfig.log_every}].",
+)
+@click.option("--seed", type=click.IntRange(0), default=None, help=f"[default: {GanTrainConfig.seed}]")
 @limit_option
 @resume_option
 @device_option
 @click.option("--amp/--no-amp", default=True, show_default=True, help="bfloat16 autocast on CUDA.")
-def gan(data: Path, out: Path, size: int | None, arch: str | None, loss: str | None, latent: int | None,
-        channels: int | None, d_channels: int | None, prior: str | None, batch_size: int | None, lr: float | None,
-        steps: int | None, minutes: float | None, sample_every: int | None, checkpoint_every: int | None,
-        log_every: int | None, seed: int | None, limit: int | None, resume: bool, device: str | None, amp: bool) -> None:
+def gan(
+    data: Path,
+    out: Path,
+    size: int | None,
+    arch: str | None,
+    loss: str | None,
+    latent: int | None,
+    channels: int | None,
+    d_channels: int | None,
+    prior: str | None,
+    batch_size: int | None,
+    lr: float | None,
+    steps: int | None,
+    minutes: float | None,
+    sample_every: int | None,
+    checkpoint_every: int | None,
+    log_every: int | None,
+    seed: int | None,
+    limit: int | None,
+    resume: bool,
+    device: str | None,
+    amp: bool,
+) -> None:
     """Train a generator G on a folder of images. Several GPUs: torchrun --nproc_per_node N -m gecodec.cli train gan ..."""
     stored = load_checkpoint(out / "checkpoint.pt")["config"] if resume else None
     try:
-        config = gan_config(stored, given(image_size=size, arch=arch, latent_dim=latent, channels=channels,
-                                          latent_prior=prior), loss, d_channels,
-                            given(batch_size=batch_size, lr=lr, steps=steps, minutes=minutes,
-                                  sample_every=sample_every, checkpoint_every=checkpoint_every,
-                                  log_every=log_every, seed=seed))
+        config = gan_config(
+            stored,
+            given(image_size=size, arch=arch, latent_dim=latent, channels=channels, latent_prior=prior),
+            loss,
+            d_channels,
+            given(
+                batch_size=batch_size,
+                lr=lr,
+                steps=steps,
+                minutes=minutes,
+                sample_every=sample_every,
+                checkpoint_every=checkpoint_every,
+                log_every=log_every,
+                seed=seed,
+            ),
+        )
     except ValueError as exc:
         raise OptionError(str(exc)) from None
     runtime = setup_runtime(device, amp)
@@ -102,16 +160,36 @@ def gan(data: Path, out: Path, size: int | None, arch: str | None, loss: str | N
 @train.command()
 @click.option("--gan", "gan_dir", type=click.Path(path_type=Path), required=True, help="Run folder of `gec train gan`.")
 @data_option
-@click.option("--kind", type=click.Choice(["ge1", "ge0"]), default="ge1", show_default=True,
-              help="ge1: train a conv encoder. ge0: take the BEGAN discriminator's encoder as it is.")
-@click.option("--m", type=click.IntRange(1), default=None, help="Measurements [default: 128; ge0: D's embedding size].")
-@click.option("--depth", type=click.IntRange(1), default=None, help="GE1 stride-2 conv layers d [default: 4].")
-@click.option("--filters", type=click.IntRange(1), default=None, help="GE1 filters f (layer i has i*f) [default: 16].")
-@click.option("--generated-fraction", type=click.FloatRange(0, 1), default=None,
-              help="Share of each batch generated by G [default: 0.5].")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="[default: 64]")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak of the cosine schedule [default: 1e-3].")
-@click.option("--steps", type=click.IntRange(1), default=None, help="[default: 20,000]")
+@click.option(
+    "--kind",
+    type=click.Choice(["ge1", "ge0"]),
+    default="ge1",
+    show_default=True,
+    help="ge1: train a conv encoder. ge0: take the BEGAN discriminator's encoder as it is.",
+)
+@click.option(
+    "--m", type=click.IntRange(1), default=None, help=f"Measurements [default: {EncoderConfig.m}; ge0: D's embedding size]."
+)
+@click.option(
+    "--depth", type=click.IntRange(1), default=None, help=f"GE1 stride-2 conv layers d [default: {EncoderConfig.depth}]."
+)
+@click.option(
+    "--filters", type=click.IntRange(1), default=None, help=f"GE1 filters f (layer i has i*f) [default: {EncoderConfig.filters}]."
+)
+@click.option(
+    "--generated-fraction",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help=f"Share of each batch generated by G [default: {EncoderTrainConfig.generated_fraction}].",
+)
+@click.option("--batch-size", type=click.IntRange(1), default=None, help=f"[default: {EncoderTrainConfig.batch_size}]")
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help=f"Peak of the cosine schedule [default: {EncoderTrainConfig.lr}].",
+)
+@click.option("--steps", type=click.IntRange(1), default=None, help=f"[default: {EncoderTrainConfig.steps}]")
 @click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None, help="Training time budget.")
 @click.option("--val", type=click.Path(path_type=Path), default=None, help="Validation images for the model card.")
 @click.option("--val-images", type=click.IntRange(0), default=32, show_default=True)
@@ -122,10 +200,28 @@ def gan(data: Path, out: Path, size: int | None, arch: str | None, loss: str | N
 @limit_option
 @resume_option
 @device_option
-def encoder(gan_dir: Path, data: Path, kind: str, m: int | None, depth: int | None, filters: int | None,
-            generated_fraction: float | None, batch_size: int | None, lr: float | None, steps: int | None,
-            minutes: float | None, val: Path | None, val_images: int, name: str | None, out: Path | None,
-            full_precision: bool, force: bool, limit: int | None, resume: bool, device: str | None) -> None:
+def encoder(
+    gan_dir: Path,
+    data: Path,
+    kind: str,
+    m: int | None,
+    depth: int | None,
+    filters: int | None,
+    generated_fraction: float | None,
+    batch_size: int | None,
+    lr: float | None,
+    steps: int | None,
+    minutes: float | None,
+    val: Path | None,
+    val_images: int,
+    name: str | None,
+    out: Path | None,
+    full_precision: bool,
+    force: bool,
+    limit: int | None,
+    resume: bool,
+    device: str | None,
+) -> None:
     """Make the encoder EN for a trained GAN and export G and EN as a model bundle."""
     gan_state = load_checkpoint(gan_dir / "checkpoint.pt")
     gan_config = GanTrainConfig.from_dict(gan_state["config"])
@@ -148,26 +244,33 @@ def encoder(gan_dir: Path, data: Path, kind: str, m: int | None, depth: int | No
         defaults = EncoderConfig()
         config = EncoderTrainConfig(
             encoder=EncoderConfig(size, m, depth or defaults.depth, filters or defaults.filters),
-            **given(generated_fraction=generated_fraction, batch_size=batch_size, lr=lr, steps=steps, minutes=minutes))
-        en, ae_decoder, summary = train_encoder(train_images, generator, config, gan_dir / f"encoder-{name}",
-                                                resume=resume, runtime=setup_runtime(device, amp=False))
-        summary = {"kind": "ge1", "config": config.encoder.to_dict(), **summary,
-                   "generated_fraction": config.generated_fraction}
+            **given(generated_fraction=generated_fraction, batch_size=batch_size, lr=lr, steps=steps, minutes=minutes),
+        )
+        en, ae_decoder, summary = train_encoder(
+            train_images, generator, config, gan_dir / f"encoder-{name}", resume=resume, runtime=Runtime(resolve_device(device))
+        )
+        summary = {"kind": "ge1", "config": config.encoder.to_dict(), **summary, "generated_fraction": config.generated_fraction}
     val_data = to_float(load_images(val, size, limit=val_images)) if val is not None and val_images else None
     card = training_card(gan_state, str(data), len(train_images), summary)
-    bundle = export_bundle(out, name, generator.eval(), en, train_images, card, ae_decoder, val_data,
-                           half=not full_precision)
+    bundle = export_bundle(out, name, generator.eval(), en, train_images, card, ae_decoder, val_data, half=not full_precision)
     click.echo(f"wrote {out} (model {name}, id {bundle.model_hex}, m {bundle.m})")
     if bundle.card["val"]:
         click.echo(format_figures(bundle.card["val"]))
 
 
 def format_figures(figures: dict) -> str:
-    rows = [("GE, real images", "ge_real"), ("GE, generated images", "ge_generated"),
-            ("generator floor (pixel fit)", "generator_floor_real"), ("autoencoder decoder", "ae_decoder_real")]
+    rows = [
+        ("GE, real images", "ge_real"),
+        ("GE, generated images", "ge_generated"),
+        ("generator floor (pixel fit)", "generator_floor_real"),
+        ("autoencoder decoder", "ae_decoder_real"),
+    ]
     lines = [f"{figures['images']} images, {figures['bits']} bits"]
-    lines += [f"  {label:<30} MSE {figures[key]['mse']:.5f}  PSNR {figures[key]['psnr']:.2f} dB"
-              for label, key in rows if key in figures]
+    lines += [
+        f"  {label:<30} MSE {figures[key]['mse']:.5f}  PSNR {figures[key]['psnr']:.2f} dB"
+        for label, key in rows
+        if key in figures
+    ]
     return "\n".join(lines)
 
 
@@ -180,8 +283,9 @@ def format_figures(figures: dict) -> str:
 @click.option("--restarts", type=click.IntRange(1), default=None, help=f"[default: {SearchOptions.restarts}]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures here.")
 @device_option
-def evaluate(model: str, data: Path, n: int, bits: int, iters: int | None, restarts: int | None,
-             json_path: Path | None, device: str | None) -> None:
+def evaluate(
+    model: str, data: Path, n: int, bits: int, iters: int | None, restarts: int | None, json_path: Path | None, device: str | None
+) -> None:
     """Validation figures of a bundle: GE on real and generated images, the generator's floor, the AE decoder."""
     bundle = load_model(model)
     options = dataclasses.replace(SearchOptions(), **given(iters=iters, restarts=restarts))
@@ -190,4 +294,3 @@ def evaluate(model: str, data: Path, n: int, bits: int, iters: int | None, resta
     click.echo(f"{bundle.name} ({bundle.model_hex}): " + format_figures(figures))
     if json_path is not None:
         write_bytes_atomic(json_path, (json.dumps(figures, indent=1) + "\n").encode(), force=True)
-

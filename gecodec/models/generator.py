@@ -38,6 +38,7 @@ class GeneratorConfig:
             raise ValueError(f"unknown generator architecture {self.arch!r} (choose from {', '.join(ARCHITECTURES)})")
         if self.latent_prior not in ("normal", "uniform"):
             raise ValueError(f"unknown latent prior {self.latent_prior!r} (normal or uniform)")
+        check_image_size(self.image_size)
 
     def block_widths(self) -> list[int]:
         widths = [self.channels]

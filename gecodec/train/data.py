@@ -50,29 +50,35 @@ def load_images(root: str | Path, size: int, limit: int | None = None, cache: st
     """
     if cache is not None and Path(cache).exists():
         return torch.from_numpy(np.load(cache))
+    data, _ = load_named_images(root, size, limit)
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, data.numpy())
+    return data
+
+
+def load_named_images(root: str | Path, size: int, limit: int | None = None) -> tuple[torch.Tensor, list[str]]:
+    """load_images, and the names (paths relative to root) of the images it kept."""
     names, open_one = image_source(root)
     names = names[:limit]
     if not names:
         raise ImageError(f"{root}: no images found")
     data = np.empty((len(names), 3, size, size), dtype=np.uint8)
-    kept, skipped = 0, []
+    kept: list[str] = []
+    skipped: list[str] = []
     for name in tqdm(names, desc=f"loading {Path(root).name}", unit="img"):
         try:
             x = image_to_tensor(open_one(name), size)
         except (ImageError, OSError, KeyError) as exc:
             skipped.append(f"{name}: {str(exc).rsplit(': ', 1)[-1]}")  # the reason, without the opener's name
             continue
-        data[kept] = ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-        kept += 1
+        data[len(kept)] = ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        kept.append(name)
     if not kept:
         raise ImageError(f"{root}: none of its {len(names)} images could be read ({skipped[0]})")
     if skipped:
-        warnings.warn(f"{root}: skipped {len(skipped)} unreadable images, e.g. {skipped[0]}", stacklevel=2)
-    data = data[:kept]
-    if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, data)
-    return torch.from_numpy(data)
+        warnings.warn(f"{root}: skipped {len(skipped)} unreadable images, e.g. {skipped[0]}", stacklevel=3)
+    return torch.from_numpy(data[: len(kept)]), kept
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ NAME = "celeba64-default"
 GAN = GanTrainConfig(
     generator=GeneratorConfig(image_size=64, latent_dim=128, channels=256, latent_prior="normal", arch="dcgan"),
     loss="nonsaturating", discriminator=ConvDiscriminatorConfig(image_size=64, channels=32),
-    batch_size=64, lr=2e-4, lr_halve_every=None, minutes=60, sample_every=500, checkpoint_every=250,
+    batch_size=64, lr=2e-4, lr_halve_every=None, minutes=90, sample_every=500, checkpoint_every=250,
 )
 ENCODER = EncoderTrainConfig(encoder=EncoderConfig(image_size=64, m=128, depth=4, filters=16), steps=20_000, minutes=15)
 

@@ -217,9 +217,8 @@ def train_gan(data: torch.Tensor, run_dir: str | Path, config: GanTrainConfig, *
         if step % config.checkpoint_every == 0:
             checkpoint()
     if step > first_step and runtime.is_main:
-        refresh_batchnorm_stats(g_ema)
+        samples()  # also refreshes g_ema's batch-norm statistics for the checkpoint
         checkpoint()
-        samples()
     bar.close()
     return ckpt_path
 

@@ -1,0 +1,164 @@
+"""The benchmark harness: `python -m bench PRESET --data DIR` (or `gec bench ...`).
+
+    python -m bench rd --data ../shared/data/celeba64/val --n 256
+
+Presets: table1, table2, figure6, rd (see bench/presets.py); `run --codecs ge,webp` runs chosen codecs.
+Writes into --out (default bench/results/PRESET/): records/ (per image, resumable), CODEC.json (CompressAI's
+layout), table.md, rd-psnr.png, rd-mse.png and grid.png. A codec that fails is reported on one line and the
+run goes on with the others; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.codecs import BenchCodec, find_bundles, make_codecs
+from bench.harness import Records, generator_floor, run_codec, setting_key
+from bench.plots import rd_plot, reconstruction_grid
+from bench.presets import GRID_ROWS, PRESETS, Preset, everything
+from bench.report import compressai_json, markdown_table, summarise, write_json
+from gecodec.codec import resolve_device
+from gecodec.errors import GecError
+from gecodec.imageio import tensor_to_pixels
+from gecodec.search import SearchOptions
+from gecodec.train.data import load_named_images, to_float
+from gecodec.train.distributed import describe_hardware
+from gecodec.train.gan import sample_latent
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", choices=[*PRESETS, "run"])
+    parser.add_argument("--data", type=Path, required=True, help="folder (or .tar/.zip) of images")
+    parser.add_argument("--n", type=int, default=None, help="use the first N images")
+    parser.add_argument("--size", type=int, default=64, help="images are centre-cropped and resized to this")
+    parser.add_argument("--codecs", default=None, help="comma-separated codec names (run; or a subset of a preset)")
+    parser.add_argument("--models", nargs="*", default=None, help="bundles for ge/ae/csgm (default: every current one)")
+    parser.add_argument("--bits", type=int, nargs="*", default=[4, 6, 8])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--iters", type=int, default=None, help=f"search iterations (default {SearchOptions.iters})")
+    parser.add_argument("--restarts", type=int, default=None, help=f"search restarts (default {SearchOptions.restarts})")
+    parser.add_argument("--keep", type=int, default=8, help="images shown in the grid")
+    return parser.parse_args(argv)
+
+
+def report_error(message: str) -> None:
+    print(f"bench: error: {message}", file=sys.stderr)
+
+
+def run_preset(preset: Preset, codecs: dict[str, BenchCodec], images: torch.Tensor, names: list[str], out: Path,
+               args: argparse.Namespace, device: torch.device) -> tuple[dict[str, Records], bool]:
+    """Run every codec of the preset that can run; returns the records by codec and whether all went well."""
+    ok, done = True, {}
+    device_name = describe_hardware(device)
+    for name, codec in codecs.items():
+        reason = codec.supports(images.shape[-1])
+        if reason:
+            report_error(f"{name}: {reason}; skipped")
+            ok = False
+            continue
+        keep = preset.codecs.get(name, everything)
+        settings = [s for s in codec.settings() if keep(s)]
+        if not settings:
+            report_error(f"{name}: none of its settings is one that {preset.name} asks for (models: "
+                         f"{', '.join(sorted({str(s.get('model')) for s in codec.settings()}))}); skipped")
+            ok = False
+            continue
+        try:
+            done[name] = run_codec(codec, images, names, out, args.batch_size, args.keep, device, device_name, settings)
+        except GecError as exc:
+            report_error(f"{name}: {exc}")
+            ok = False
+    return done, ok
+
+
+def write_reports(records: dict[str, Records], codecs: dict[str, BenchCodec], out: Path, title: str,
+                  floor: Records | None) -> str:
+    summaries = {name: summarise(r) for name, r in records.items() if r.done}
+    for name, rows in summaries.items():
+        write_json(out / f"{name}.json", compressai_json(name, codecs[name].description, rows))
+    floor_row = summarise(floor)[0] if floor is not None and floor.done else None
+    table = markdown_table(summaries | ({"floor": [floor_row]} if floor_row else {}))
+    (out / "table.md").write_text(table)
+    for metric in ("psnr", "mse"):
+        rd_plot(summaries, metric, out / f"rd-{metric}.png", floor_row, title)
+    return table
+
+
+def write_grid(out: Path, images: torch.Tensor, records: dict[str, Records], keep: int) -> None:
+    """Figure 4's layout: the originals, then one row per method (GRID_ROWS) whose first decodes were kept."""
+    rows = [("original", tensor_to_pixels(images[:keep]))]
+    for name, wanted in GRID_ROWS.items():
+        settings = {setting_key(r["setting"]): r["setting"] for r in records[name].done.values()} if name in records else {}
+        for key, setting in sorted(settings.items()):
+            path = out / "decoded" / name / f"{key}.npy"
+            if wanted(setting) and path.exists():
+                label = " ".join(str(v) for k, v in setting.items() if k not in ("bits", "reference"))
+                rows.append((f"{name} {label}"[:40], np.load(path)))
+    reconstruction_grid(rows, out / "grid.png", label_width=230)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    preset = PRESETS.get(args.preset, Preset("run", "chosen codecs", {}))
+    wanted = args.codecs.split(",") if args.codecs else list(preset.codecs)
+    if not wanted:
+        report_error("run needs --codecs (e.g. --codecs ge,webp)")
+        return 2
+    out = args.out or RESULTS / args.preset
+    try:
+        device = resolve_device(args.device)
+        uint8, names = load_named_images(args.data, args.size, limit=args.n)
+        bundles = find_bundles(args.models, args.size)
+    except GecError as exc:
+        report_error(str(exc))
+        return 1
+    images = to_float(uint8)
+    search = {k: v for k, v in {"iters": args.iters, "restarts": args.restarts}.items() if v is not None}
+    codecs, unknown = make_codecs(wanted, bundles, tuple(args.bits), args.device, search)
+    for name in unknown:
+        report_error(f"unknown codec {name!r}; skipped")
+    records, ok = run_preset(preset, codecs, images, names, out, args, device)
+    floor = None
+    if preset.floor and bundles:
+        options = SearchOptions(**search) if search else SearchOptions()
+        floor = generator_floor(bundles[0].generator, images, names, out, options, args.batch_size, args.keep,
+                                describe_hardware(device))
+    title = f"{args.preset}: {len(images)} images from {args.data}"
+    print(write_reports(records, codecs, out, title, floor))
+    if preset.generated and "ge" in codecs:
+        generated_run(codecs["ge"], bundles, preset, out / "generated", args, device)
+    write_grid(out, images, records | ({"floor": floor} if floor is not None else {}), args.keep)
+    print(f"results in {out}")
+    return 0 if ok and not unknown else 1
+
+
+def generated_run(codec: BenchCodec, bundles: list, preset: Preset, out: Path, args: argparse.Namespace,
+                  device: torch.device) -> None:
+    """Table 2's other half: the same codec on images that G itself generated (seeded)."""
+    for bundle in bundles:
+        z = sample_latent(args.n or 64, bundle.generator.config, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            generated = bundle.generator(z).clamp(-1, 1)
+        names = [f"generated-{i}" for i in range(len(generated))]
+        settings = [s for s in codec.settings() if s["model"] == bundle.name and preset.codecs["ge"](s)]
+        records = run_codec(codec, generated, names, out, args.batch_size, args.keep, device,
+                            describe_hardware(device), settings)
+        (out / "table.md").parent.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(markdown_table({"ge": summarise(records)}))
+        print(f"on images G generated ({bundle.name}):")
+        print((out / "table.md").read_text())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

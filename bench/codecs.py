@@ -1,0 +1,207 @@
+"""The codecs the harness compares, behind one small interface (after CompressAI's benchmark `Codec`).
+
+A codec encodes a batch of images (B, 3, S, S) in [-1, 1] to one byte string each, and decodes them back.
+Its ``settings()`` are the points of its rate-distortion sweep. Rate is always the whole byte string.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.lasso_dct import BASES, lasso_dct_decode
+from gecodec.bundle import Bundle, available_bundles, load_bundle, load_model
+from gecodec.codec import Codec as GecCodec
+from gecodec.errors import GecError
+from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
+
+Setting = dict[str, Any]
+
+
+class BenchCodec:
+    """A codec under test. Subclasses set name and description and implement settings/encode/decode."""
+
+    name = ""
+    description = ""
+
+    def settings(self) -> list[Setting]:
+        raise NotImplementedError
+
+    def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
+        raise NotImplementedError
+
+    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
+        raise NotImplementedError
+
+    def supports(self, image_size: int) -> str | None:
+        """None if the codec handles images of this size, else why not (one line)."""
+        return None
+
+
+class PillowCodec(BenchCodec):
+    """A classical codec through Pillow, swept over its quality range."""
+
+    def __init__(self, name: str, description: str, format: str, qualities: tuple[int, ...], **options: Any) -> None:
+        self.name, self.description, self.format = name, description, format
+        self.qualities, self.options = qualities, options
+
+    def settings(self) -> list[Setting]:
+        return [{"quality": q} for q in self.qualities]
+
+    def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
+        files = []
+        for pixels in tensor_to_pixels(images):
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format=self.format, quality=setting["quality"], **self.options)
+            files.append(buffer.getvalue())
+        return files
+
+    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
+        return torch.stack([pixels_to_tensor(np.asarray(Image.open(io.BytesIO(f)).convert("RGB"))) for f in files])
+
+
+def pillow_codecs() -> list[PillowCodec]:
+    return [
+        PillowCodec("jpeg", "JPEG (Pillow, optimize=True)", "JPEG", (1, 2, 5, 10, 20, 30, 50, 70, 90), optimize=True),
+        PillowCodec("webp", "WebP (Pillow, lossy)", "WEBP", (0, 5, 10, 20, 30, 50, 70, 90)),
+        PillowCodec("avif", "AVIF (Pillow)", "AVIF", (0, 5, 10, 20, 30, 50, 70, 90)),
+    ]
+
+
+class GenerativeCodec(BenchCodec):
+    """Shared by the codecs that store gecodec containers: one gecodec Codec per bundle, built on demand."""
+
+    def __init__(self, bundles: list[Bundle], bits: tuple[int, ...], device: str | None, search: Setting) -> None:
+        self.bundles = {b.name: b for b in bundles}
+        self.bits, self.device, self.search = bits, device, search
+        self._codecs: dict[str, GecCodec] = {}
+
+    def codec(self, setting: Setting) -> GecCodec:
+        name = setting["model"]
+        if name not in self._codecs:
+            self._codecs[name] = GecCodec(self.bundles[name], self.device)
+        return self._codecs[name]
+
+    def supports(self, image_size: int) -> str | None:
+        if not any(b.image_size == image_size for b in self.bundles.values()):
+            return f"no model for {image_size}x{image_size} images"
+        return None
+
+
+def pixel_values(bundle: Bundle) -> int:
+    """n, the number of values in an image: Gaussian measurements beyond it would not be compression."""
+    return 3 * bundle.image_size**2
+
+
+class GeCodec(GenerativeCodec):
+    name = "ge"
+    description = "gecodec: m = EN(x) quantized, decoded by latent search"
+
+    def settings(self) -> list[Setting]:
+        return [{"model": name, "m": b.m, "bits": bits} for name, b in self.bundles.items() for bits in self.bits]
+
+    def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
+        return self.codec(setting).encode_batch(images, bits=setting["bits"])
+
+    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
+        return self.codec(setting).decode_batch(files, **self.search)
+
+
+class AeCodec(GeCodec):
+    name = "ae"
+    description = "the GE1 autoencoder's own decoder on the same quantized m (same bytes as ge)"
+
+    def __init__(self, bundles: list[Bundle], *args: Any) -> None:
+        super().__init__([b for b in bundles if b.ae_decoder is not None], *args)
+
+    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
+        codec = self.codec(setting)
+        values = torch.stack([codec.parse(f).values for f in files])
+        with torch.no_grad():
+            return codec.bundle.ae_decoder(values).clamp(-1, 1)
+
+
+class CsgmCodec(GenerativeCodec):
+    name = "csgm"
+    description = "CSGM (Bora et al. 2017): Gaussian measurements A x, decoded by latent search with the same G"
+
+    def __init__(self, bundles: list[Bundle], bits: tuple[int, ...], device: str | None, search: Setting,
+                 counts: tuple[int, ...] = (500, 1000)) -> None:
+        super().__init__(bundles, bits, device, search)
+        self.counts = counts
+
+    def settings(self) -> list[Setting]:
+        return [{"model": name, "m": m, "bits": bits} for name, b in self.bundles.items()
+                for m in sorted({b.m, *self.counts}) if m <= pixel_values(b) for bits in self.bits]
+
+    def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
+        return self.codec(setting).encode_batch(images, bits=setting["bits"], mode="cs", count=setting["m"])
+
+    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
+        return self.codec(setting).decode_batch(files, **self.search)
+
+
+class LassoDctCodec(GenerativeCodec):
+    name = "lasso-dct"
+    description = ("Lasso (alpha 0.1) from Gaussian measurements A x (CSGM's bytes), in the per-channel 2-D DCT basis "
+                   "(dct) or a 2x overcomplete DCT frame (dct2x)")
+
+    def __init__(self, bundles: list[Bundle], bits: tuple[int, ...], device: str | None, search: Setting,
+                 counts: tuple[int, ...] = (500, 1000), alpha: float = 0.1) -> None:
+        super().__init__(bundles[:1], bits, device, search)  # the bundle only names the file's model id
+        self.counts, self.alpha = counts, alpha
+
+    def settings(self) -> list[Setting]:
+        return [{"model": name, "m": m, "bits": bits, "basis": basis} for name, b in self.bundles.items()
+                for m in self.counts if m <= pixel_values(b) for bits in self.bits for basis in BASES]
+
+    def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
+        return self.codec(setting).encode_batch(images, bits=setting["bits"], mode="cs", count=setting["m"])
+
+    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
+        codec = self.codec(setting)
+        parsed = [codec.parse(f) for f in files]
+        seed = parsed[0].header.seed
+        matrix = codec.gaussian(setting["m"], seed).matrix.cpu()
+        y = torch.stack([p.values for p in parsed])
+        return lasso_dct_decode(y, matrix, codec.image_size, alpha=self.alpha, basis=setting["basis"])
+
+
+GENERATIVE = {"ge": GeCodec, "ae": AeCodec, "csgm": CsgmCodec, "lasso-dct": LassoDctCodec}
+CODEC_NAMES = (*GENERATIVE, "jpeg", "webp", "avif")
+
+
+def make_codecs(names: list[str], bundles: list[Bundle], bits: tuple[int, ...], device: str | None,
+                search: Setting) -> tuple[dict[str, BenchCodec], list[str]]:
+    """The named codecs, and the names that are not codecs."""
+    pillow = {c.name: c for c in pillow_codecs()}
+    codecs: dict[str, BenchCodec] = {}
+    unknown = []
+    for name in names:
+        if name in GENERATIVE:
+            codecs[name] = GENERATIVE[name](bundles, bits, device, search)
+        elif name in pillow:
+            codecs[name] = pillow[name]
+        else:
+            unknown.append(name)
+    return codecs, unknown
+
+
+def find_bundles(names: list[str] | None, image_size: int) -> list[Bundle]:
+    """The bundles to sweep: those named, or every current bundle for this image size (legacy ones,
+    kept only to decode old files, are left out)."""
+    if names:
+        return [load_model(name) for name in names]
+    found = []
+    for path in available_bundles():
+        try:
+            bundle = load_bundle(path)
+        except GecError:
+            continue
+        if bundle.image_size == image_size and not bundle.card.get("legacy"):
+            found.append(bundle)
+    return found

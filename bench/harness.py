@@ -1,0 +1,132 @@
+"""Run codecs over images and record, per image and setting: bytes, bits per pixel, distortion and time.
+
+Records go to OUT/records/CODEC.jsonl, one JSON line per (setting, image), so an interrupted run resumes
+where it stopped. The first batch's first few decodes are kept (OUT/decoded/) for the figure grids.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.codecs import BenchCodec, Setting
+from bench.quality import ms_ssim, ms_ssim_supported, ssim
+from gecodec.imageio import tensor_to_pixels
+from gecodec.metrics import mse, psnr_8bit
+from gecodec.search import SearchOptions, latent_search
+
+
+def setting_key(setting: Setting) -> str:
+    """A stable file-name-safe name for a setting: model=x,m=128,bits=8."""
+    return ",".join(f"{k}={v}" for k, v in setting.items())
+
+
+def timed(device: torch.device | None, work: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    """(seconds, result) of one call; on a GPU, synchronised before and after so the time is the real one."""
+    cuda = device is not None and device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    result = work(*args)
+    if cuda:
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started, result
+
+
+def distortion(decoded: torch.Tensor, originals: torch.Tensor) -> dict[str, list[float | None]]:
+    """Per-image MSE ([-1, 1] convention), PSNR and SSIM on 8-bit RGB, and MS-SSIM where the size allows it."""
+    figures: dict[str, list[float | None]] = {
+        "mse": mse(decoded, originals).tolist(),
+        "psnr": psnr_8bit(decoded, originals).tolist(),
+        "ssim": ssim(decoded, originals).tolist(),
+    }
+    h, w = originals.shape[-2:]
+    figures["ms_ssim"] = ms_ssim(decoded, originals).tolist() if ms_ssim_supported(h, w) else [None] * len(originals)
+    return figures
+
+
+class Records:
+    """The JSONL record file of one codec: what is done, and appending more."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[tuple[str, str], dict] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    self.done[(setting_key(record["setting"]), record["image"])] = record
+
+    def add(self, records: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as handle:
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+                self.done[(setting_key(record["setting"]), record["image"])] = record
+
+    def for_setting(self, setting: Setting) -> list[dict]:
+        key = setting_key(setting)
+        return [r for (k, _), r in self.done.items() if k == key]
+
+
+def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], out: Path, batch_size: int = 32,
+              keep: int = 8, device: torch.device | None = None, device_name: str = "cpu",
+              settings: list[Setting] | None = None) -> Records:
+    """Encode and decode every image at every setting not already recorded; returns the codec's records."""
+    records = Records(out / "records" / f"{codec.name}.jsonl")
+    settings = settings if settings is not None else codec.settings()
+    pixels = images.shape[-1] * images.shape[-2]
+    todo = [(s, start) for s in settings for start in range(0, len(images), batch_size)
+            if any((setting_key(s), n) not in records.done for n in names[start : start + batch_size])]
+    for setting, start in tqdm(todo, desc=codec.name, unit="batch", disable=not todo or None):
+        batch, batch_names = images[start : start + batch_size], names[start : start + batch_size]
+        encode_s, files = timed(device, codec.encode, batch, setting)
+        decode_s, decoded = timed(device, codec.decode, files, setting)
+        figures = distortion(decoded, batch)
+        records.add([
+            {"setting": setting, "image": name, "bytes": len(data), "bpp": len(data) * 8 / pixels,
+             **{k: v[i] for k, v in figures.items()}, "encode_s": encode_s / len(batch),
+             "decode_s": decode_s / len(batch), "device": device_name}
+            for i, (name, data) in enumerate(zip(batch_names, files))
+        ])
+        if start == 0:  # the first images' decodes, for the figure grids
+            save_decodes(out / "decoded" / codec.name / f"{setting_key(setting)}.npy", decoded[:keep])
+    return records
+
+
+def save_decodes(path: Path, decoded: torch.Tensor) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, tensor_to_pixels(decoded))
+
+
+def generator_floor(generator: torch.nn.Module, images: torch.Tensor, names: list[str], out: Path,
+                    options: SearchOptions, batch_size: int = 32, keep: int = 8, device_name: str = "cpu") -> Records:
+    """The reference that is not a codec: per image, the best pixel-space fit min_z ||G(z) - x||^2.
+
+    No measurement scheme can do better with this G, so it shows how much of GE's error G itself causes.
+    """
+    records = Records(out / "records" / "floor.jsonl")
+    setting: Setting = {"reference": "generator floor"}
+    device = next(generator.parameters()).device
+    starts = [s for s in range(0, len(images), batch_size)
+              if any((setting_key(setting), n) not in records.done for n in names[s : s + batch_size])]
+    for start in tqdm(starts, desc="floor", unit="batch", disable=not starts or None):
+        batch, batch_names = images[start : start + batch_size], names[start : start + batch_size]
+        targets = batch.flatten(1).to(device)
+        seeds = list(range(start, start + len(batch)))
+        seconds, result = timed(device, latent_search, generator, lambda x: x.flatten(1), targets, seeds, options)
+        decoded = result.images.float().cpu().clamp(-1, 1)
+        figures = distortion(decoded, batch)
+        records.add([{"setting": setting, "image": name, "bytes": None, "bpp": None,
+                      **{k: v[i] for k, v in figures.items()}, "encode_s": None,
+                      "decode_s": seconds / len(batch), "device": device_name} for i, name in enumerate(batch_names)])
+        if start == 0:
+            save_decodes(out / "decoded" / "floor" / f"{setting_key(setting)}.npy", decoded[:keep])
+    return records

@@ -1,0 +1,64 @@
+"""Pictures of the results: rate-distortion curves (PSNR and MSE against bits per pixel) and reconstruction
+grids laid out like the GE paper's Figure 4 (one row per method, one column per image)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+
+def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """Split a codec's rows into curves: one per model and m for the generative codecs, one for the rest."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        setting = row["setting"]
+        label = ", ".join(f"{k} {setting[k]}" for k in ("model", "m", "basis") if k in setting)
+        groups.setdefault(label, []).append(row)
+    return groups
+
+
+def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floor: dict | None = None,
+            title: str = "") -> None:
+    """One PNG: ``metric`` ("psnr" or "mse") against bpp for every codec, with the generator floor as a line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, rows in summaries.items():
+        for label, group in curve_groups([r for r in rows if r["bpp"] is not None]).items():
+            group = sorted(group, key=lambda r: r["bpp"])
+            ax.errorbar([r["bpp"] for r in group], [r[metric] for r in group], yerr=[r[f"{metric}_ci95"] for r in group],
+                        marker="o", markersize=3, capsize=2, label=f"{name} ({label})" if label else name)
+    if floor is not None and floor.get(metric) is not None:
+        ax.axhline(floor[metric], color="black", linestyle="--", linewidth=1,
+                   label="generator floor: min_z ||G(z) - x||²")
+    ax.set_xscale("log")
+    ax.set_xlabel("bits per pixel (whole file)")
+    ax.set_ylabel({"psnr": "PSNR, 8-bit RGB (dB)", "mse": "MSE, pixels in [-1, 1]"}[metric])
+    if metric == "mse":
+        ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def reconstruction_grid(rows: list[tuple[str, np.ndarray]], path: Path, label_width: int = 150) -> None:
+    """Rows of uint8 images (N, H, W, 3), each with its label on the left, in one PNG."""
+    columns = max(len(images) for _, images in rows)
+    h, w = rows[0][1].shape[1:3]
+    canvas = Image.new("RGB", (label_width + columns * w, len(rows) * h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for r, (label, images) in enumerate(rows):
+        draw.text((4, r * h + h // 2 - 6), label, fill=(0, 0, 0))
+        for c, pixels in enumerate(images):
+            canvas.paste(Image.fromarray(pixels), (label_width + c * w, r * h))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)

@@ -1,0 +1,55 @@
+"""The GE paper's experiments as named presets, and the full rate-distortion sweep.
+
+Each preset names the codecs to run and the settings to keep from their sweeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.codecs import Setting
+
+Keep = Callable[[Setting], bool]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    codecs: dict[str, Keep]  # codec name -> which of its settings to run
+    floor: bool = True  # also measure the generator's floor
+    generated: bool = False  # also run on images that G generated (the paper's Table 2)
+
+
+def everything(setting: Setting) -> bool:
+    return True
+
+
+def at(**wanted: object) -> Keep:
+    """Keep the settings whose values match ``wanted`` (a list means any of its values)."""
+    def keep(setting: Setting) -> bool:
+        return all(setting.get(k) in (v if isinstance(v, (list, tuple)) else [v]) for k, v in wanted.items())
+    return keep
+
+
+PRESETS = {
+    p.name: p
+    for p in [
+        Preset("table1", "MSE of Lasso-DCT at m = 500, CSGM at m = 128, GE0 and GE1 at m = 128 (8 bits)",
+               {"lasso-dct": at(m=500, bits=8), "csgm": at(m=128, bits=8), "ge": at(m=128, bits=8)}),
+        Preset("table2", "GE at m = 128, 8 bits, on real images and on images G generated",
+               {"ge": at(m=128, bits=8)}, floor=False, generated=True),
+        Preset("figure6", "GE1 MSE against m = 64, 128, 256 (8 bits)", {"ge": at(m=[64, 128, 256], bits=8)}, floor=False),
+        Preset("rd", "the full rate-distortion sweep of every codec",
+               {name: everything for name in ("ge", "ae", "csgm", "lasso-dct", "jpeg", "webp", "avif")}),
+    ]
+}
+
+
+# The reconstruction grid's rows after the originals, like the GE paper's Figure 4 (Lasso at m = 500, CSGM,
+# GE0 and GE1), plus the autoencoder's decoder, the smallest WebP files and the generator's floor.
+GRID_ROWS: dict[str, Keep] = {
+    "lasso-dct": at(m=500, bits=8, basis="dct"), "csgm": at(m=128, bits=8), "ge": at(bits=8), "ae": at(bits=8),
+    "webp": at(quality=0), "floor": everything,
+}

@@ -1,0 +1,93 @@
+"""The benchmark harness end to end on a few tiny images with the tiny model and a short search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.__main__ import main
+from gecodec.bundle import Bundle, save_bundle
+from gecodec.models import Encoder, EncoderConfig, Generator, GeneratorConfig
+
+from conftest import face_like
+
+FAST = ["--size", "16", "--iters", "2", "--restarts", "1", "--bits", "8", "--batch-size", "4", "--keep", "3"]
+
+
+@pytest.fixture(scope="module")
+def m128(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random 16x16 model with the paper's m = 128, which the presets ask for."""
+    torch.manual_seed(0)
+    bundle = Bundle("tiny-m128", Generator(GeneratorConfig(16, 8, 4)).eval(), Encoder(EncoderConfig(16, 128, 2, 2)).eval(),
+                    -torch.ones(128), torch.ones(128))
+    path = tmp_path_factory.mktemp("models") / "tiny-m128.safetensors"
+    save_bundle(bundle, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("faces")
+    for i in range(3):
+        face_like(24, 20, seed=i).save(folder / f"{i}.png")
+    return folder
+
+
+def test_rd_preset_writes_compressai_json_table_plots_and_grid(faces: Path, tmp_path: Path):
+    assert main(["rd", "--data", str(faces), "--out", str(tmp_path), *FAST]) == 0
+    for codec in ("ge", "ae", "csgm", "lasso-dct", "jpeg", "webp", "avif"):
+        result = json.loads((tmp_path / f"{codec}.json").read_text())
+        assert result["name"] == codec and result["description"]
+        bpp = result["results"]["bpp"]
+        assert bpp == sorted(bpp) and len(result["results"]["psnr-rgb"]) == len(bpp) == len(result["settings"])
+    ge = json.loads((tmp_path / "ge.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "records" / "ge.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["bpp"] == r["bytes"] * 8 / (16 * 16) for r in records)
+    assert ge["results"]["bpp"][0] == pytest.approx(sum(r["bpp"] for r in records) / 3)
+    table = (tmp_path / "table.md").read_text()
+    assert "| floor |" in table and "| webp | quality=0 |" in table
+    for picture in ("rd-psnr.png", "rd-mse.png", "grid.png"):
+        assert (tmp_path / picture).stat().st_size > 1000
+
+
+def test_a_second_run_resumes_instead_of_repeating(faces: Path, tmp_path: Path):
+    args = ["run", "--codecs", "webp", "--data", str(faces), "--out", str(tmp_path), *FAST]
+    assert main(args) == 0
+    lines = (tmp_path / "records" / "webp.jsonl").read_text()
+    assert main(args) == 0
+    assert (tmp_path / "records" / "webp.jsonl").read_text() == lines
+
+
+def test_table2_runs_ge_on_generated_images_too(faces: Path, tmp_path: Path, m128: str):
+    assert main(["table2", "--data", str(faces), "--out", str(tmp_path), "--n", "2", "--models", m128, *FAST]) == 0
+    assert (tmp_path / "ge.json").exists() and "| ge |" in (tmp_path / "generated" / "table.md").read_text()
+
+
+def test_unknown_codec_and_unsupported_size_are_reported_and_the_rest_runs(faces: Path, tmp_path: Path, capsys):
+    args = ["run", "--codecs", "ge,nonsense,jpeg", "--data", str(faces), "--out", str(tmp_path), *FAST]
+    args[args.index("--size") + 1] = "32"  # no model for 32x32
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "unknown codec 'nonsense'" in err and "ge: no model for 32x32 images" in err
+    assert (tmp_path / "jpeg.json").exists() and not (tmp_path / "ge.json").exists()
+
+
+def test_empty_folder_is_a_clear_error(tmp_path: Path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["rd", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), *FAST]) == 1
+    assert "no images found" in capsys.readouterr().err
+
+
+def test_table1_runs_lasso_csgm_and_ge_at_the_papers_settings(faces: Path, tmp_path: Path, m128: str):
+    assert main(["table1", "--data", str(faces), "--out", str(tmp_path), "--models", m128, *FAST]) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert "| lasso-dct | model=tiny-m128,m=500,bits=8,basis=dct |" in table
+    assert "| csgm | model=tiny-m128,m=128,bits=8 |" in table and "| ge | model=tiny-m128,m=128,bits=8 |" in table
+
+
+def test_a_preset_whose_settings_no_model_has_says_so(faces: Path, tmp_path: Path, capsys):
+    assert main(["figure6", "--data", str(faces), "--out", str(tmp_path), *FAST]) == 1
+    assert "ge: none of its settings is one that figure6 asks for" in capsys.readouterr().err
