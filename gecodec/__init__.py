@@ -16,6 +16,7 @@ from gecodec.errors import (
     ModelNotFoundError,
     OptionError,
     OutputError,
+    TrainingError,
 )
 from gecodec.search import SearchOptions
 
@@ -29,5 +30,5 @@ def register_pillow() -> None:
 
 __all__ = [
     "Bundle", "BundleError", "Codec", "FormatError", "GecError", "ImageError", "ModelNotFoundError",
-    "OptionError", "OutputError", "SearchOptions", "decode", "encode", "load_model", "register_pillow",
+    "OptionError", "OutputError", "SearchOptions", "TrainingError", "decode", "encode", "load_model", "register_pillow",
 ]

@@ -91,3 +91,13 @@ def test_table1_runs_lasso_csgm_and_ge_at_the_papers_settings(faces: Path, tmp_p
 def test_a_preset_whose_settings_no_model_has_says_so(faces: Path, tmp_path: Path, capsys):
     assert main(["figure6", "--data", str(faces), "--out", str(tmp_path), *FAST]) == 1
     assert "ge: none of its settings is one that figure6 asks for" in capsys.readouterr().err
+
+
+def test_gec_bench_runs_the_harness(faces: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from gecodec.cli import main as gec
+
+    result = CliRunner().invoke(gec, ["bench", "run", "--codecs", "webp", "--data", str(faces), "--out", str(tmp_path), *FAST])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "webp.json").exists()
