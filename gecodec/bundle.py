@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gecodec.errors import BundleError, ModelNotFoundError
+from gecodec.errors import BundleError, ModelNotFoundError, OutputError
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
 
@@ -109,11 +109,15 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         "card": json.dumps(bundle.card, sort_keys=True),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as exc:  # a full disk, a read-only folder: keep any earlier file
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the bundle ({getattr(exc, 'strerror', None) or exc})") from None
     return tensors_digest(tensors)
 
 

@@ -74,3 +74,21 @@ def test_dcgan_generator_and_ge0_encoder_survive_a_bundle_round_trip(tiny, tmp_p
     assert loaded.encoder_kind == "ge0" and loaded.m == 6 and loaded.generator.config.arch == "dcgan"
     z = torch.randn(3, 8)
     assert torch.allclose(loaded.encoder(loaded.generator(z)), encoder(generator(z)), atol=1e-5)
+
+
+def test_a_bundle_that_cannot_be_written_leaves_the_old_file(tiny, tmp_path, monkeypatch):
+    from gecodec import bundle as bundle_module
+    from gecodec.errors import OutputError
+
+    path = tmp_path / "model.safetensors"
+    save_bundle(tiny, path)
+    before = path.read_bytes()
+
+    def full_disk(tensors, filename, metadata=None):
+        open(filename, "wb").write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bundle_module, "save_file", full_disk)
+    with pytest.raises(OutputError, match="No space left on device"):
+        save_bundle(tiny, path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
