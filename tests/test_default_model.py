@@ -34,3 +34,11 @@ def test_gec_info_shows_the_default_header(tmp_path):
     result = CliRunner().invoke(main, ["info", str(path)])
     assert result.exit_code == 0
     assert DEFAULT_MODEL in result.output and "128 values x 8 bits" in result.output and "145 bytes" in result.output
+
+
+def test_files_made_with_the_first_default_model_still_find_it():
+    # celeba64-default was model aed91f57 until it was replaced; files in the wild name that id.
+    from gecodec.bundle import find_by_id
+
+    bundle = find_by_id(0xAED91F57)
+    assert bundle.name == "celeba64-v1" and bundle.path.parent == SHIPPED_DIR.resolve()
