@@ -91,6 +91,10 @@ class GenerativeCodec(BenchCodec):
             return f"no model for {image_size}x{image_size} images"
         return None
 
+    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
+        """The latent search of gecodec's decoder, whatever the measurements."""
+        return self.codec(setting).decode_batch(files, **self.search)
+
 
 def pixel_values(bundle: Bundle) -> int:
     """n, the number of values in an image: Gaussian measurements beyond it would not be compression."""
@@ -106,9 +110,6 @@ class GeCodec(GenerativeCodec):
 
     def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
         return self.codec(setting).encode_batch(images, bits=setting["bits"])
-
-    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
-        return self.codec(setting).decode_batch(files, **self.search)
 
 
 class AeCodec(GeCodec):
@@ -141,26 +142,20 @@ class CsgmCodec(GenerativeCodec):
     def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
         return self.codec(setting).encode_batch(images, bits=setting["bits"], mode="cs", count=setting["m"])
 
-    def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
-        return self.codec(setting).decode_batch(files, **self.search)
 
-
-class LassoDctCodec(GenerativeCodec):
+class LassoDctCodec(CsgmCodec):
     name = "lasso-dct"
     description = ("Lasso (alpha 0.1) from Gaussian measurements A x (CSGM's bytes), in the per-channel 2-D DCT basis "
                    "(dct) or a 2x overcomplete DCT frame (dct2x)")
 
     def __init__(self, bundles: list[Bundle], bits: tuple[int, ...], device: str | None, search: Setting,
                  counts: tuple[int, ...] = (500, 1000), alpha: float = 0.1) -> None:
-        super().__init__(bundles[:1], bits, device, search)  # the bundle only names the file's model id
-        self.counts, self.alpha = counts, alpha
+        super().__init__(bundles[:1], bits, device, search, counts)  # the bundle only names the file's model id
+        self.alpha = alpha
 
     def settings(self) -> list[Setting]:
         return [{"model": name, "m": m, "bits": bits, "basis": basis} for name, b in self.bundles.items()
                 for m in self.counts if m <= pixel_values(b) for bits in self.bits for basis in BASES]
-
-    def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
-        return self.codec(setting).encode_batch(images, bits=setting["bits"], mode="cs", count=setting["m"])
 
     def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
         codec = self.codec(setting)
@@ -172,7 +167,6 @@ class LassoDctCodec(GenerativeCodec):
 
 
 GENERATIVE = {"ge": GeCodec, "ae": AeCodec, "csgm": CsgmCodec, "lasso-dct": LassoDctCodec}
-CODEC_NAMES = (*GENERATIVE, "jpeg", "webp", "avif")
 
 
 def make_codecs(names: list[str], bundles: list[Bundle], bits: tuple[int, ...], device: str | None,

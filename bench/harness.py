@@ -20,7 +20,7 @@ from bench.codecs import BenchCodec, Setting
 from bench.quality import ms_ssim, ms_ssim_supported, ssim
 from gecodec.imageio import tensor_to_pixels
 from gecodec.metrics import mse, psnr_8bit
-from gecodec.search import SearchOptions, latent_search
+from gecodec.search import SearchOptions, pixel_fit
 
 
 def setting_key(setting: Setting) -> str:
@@ -114,15 +114,12 @@ def generator_floor(generator: torch.nn.Module, images: torch.Tensor, names: lis
     """
     records = Records(out / "records" / "floor.jsonl")
     setting: Setting = {"reference": "generator floor"}
-    device = next(generator.parameters()).device
     starts = [s for s in range(0, len(images), batch_size)
               if any((setting_key(setting), n) not in records.done for n in names[s : s + batch_size])]
     for start in tqdm(starts, desc="floor", unit="batch", disable=not starts or None):
         batch, batch_names = images[start : start + batch_size], names[start : start + batch_size]
-        targets = batch.flatten(1).to(device)
         seeds = list(range(start, start + len(batch)))
-        seconds, result = timed(device, latent_search, generator, lambda x: x.flatten(1), targets, seeds, options)
-        decoded = result.images.float().cpu().clamp(-1, 1)
+        seconds, decoded = timed(next(generator.parameters()).device, pixel_fit, generator, batch, seeds, options)
         figures = distortion(decoded, batch)
         records.add([{"setting": setting, "image": name, "bytes": None, "bpp": None,
                       **{k: v[i] for k, v in figures.items()}, "encode_s": None,

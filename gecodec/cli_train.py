@@ -17,7 +17,7 @@ from gecodec.codec import resolve_device
 from gecodec.errors import OptionError
 from gecodec.fileio import check_output, write_bytes_atomic
 from gecodec.models.generator import ARCHITECTURES
-from gecodec.models import ConvDiscriminatorConfig, DiscriminatorConfig, EncoderConfig, Generator, GeneratorConfig
+from gecodec.models import ConvDiscriminatorConfig, DiscriminatorConfig, EncoderConfig, GeneratorConfig
 from gecodec.search import SearchOptions
 from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
@@ -25,7 +25,7 @@ from gecodec.train.distributed import Runtime, setup_runtime
 from gecodec.train.encoder import EncoderTrainConfig, ge0_encoder, train_encoder
 from gecodec.train.evaluate import evaluate_bundle
 from gecodec.train.export import export_bundle, training_card
-from gecodec.train.gan import LOSSES, GanTrainConfig, refresh_batchnorm_stats, train_gan
+from gecodec.train.gan import LOSSES, GanTrainConfig, ema_generator, train_gan
 
 data_option = click.option(
     "--data",
@@ -224,11 +224,8 @@ def encoder(
 ) -> None:
     """Make the encoder EN for a trained GAN and export G and EN as a model bundle."""
     gan_state = load_checkpoint(gan_dir / "checkpoint.pt")
-    gan_config = GanTrainConfig.from_dict(gan_state["config"])
-    generator = Generator(gan_config.generator)
-    generator.load_state_dict(gan_state["g_ema"])
-    refresh_batchnorm_stats(generator)
-    size = gan_config.generator.image_size
+    generator = ema_generator(gan_state)
+    size = generator.config.image_size
     ae_decoder = None
     if kind == "ge0":
         en = ge0_encoder(gan_state)
@@ -249,10 +246,9 @@ def encoder(
         en, ae_decoder, summary = train_encoder(
             train_images, generator, config, gan_dir / f"encoder-{name}", resume=resume, runtime=Runtime(resolve_device(device))
         )
-        summary = {"kind": "ge1", "config": config.encoder.to_dict(), **summary, "generated_fraction": config.generated_fraction}
     val_data = to_float(load_images(val, size, limit=val_images)) if val is not None and val_images else None
     card = training_card(gan_state, str(data), len(train_images), summary)
-    bundle = export_bundle(out, name, generator.eval(), en, train_images, card, ae_decoder, val_data, half=not full_precision)
+    bundle = export_bundle(out, name, generator, en, train_images, card, ae_decoder, val_data, half=not full_precision)
     click.echo(f"wrote {out} (model {name}, id {bundle.model_hex}, m {bundle.m})")
     if bundle.card["val"]:
         click.echo(format_figures(bundle.card["val"]))

@@ -99,3 +99,14 @@ def latent_search(
         best = final.argmin(1)
         pick = torch.arange(batch, device=device) * restarts + best
         return SearchResult(z=z.detach()[pick], images=images[pick], objective=final[torch.arange(batch, device=device), best])
+
+
+def pixel_fit(generator: Generator, images: torch.Tensor, seeds: list[int], options: SearchOptions = SearchOptions()
+              ) -> torch.Tensor:
+    """The generator's floor for (B, 3, S, S) images: G(z*) for z* = argmin ||G(z) - x||^2 + lam ||z||^2.
+
+    The same search with the identity as the measurement; no measurement scheme can beat it with this G.
+    """
+    device = next(generator.parameters()).device
+    result = latent_search(generator, lambda x: x.flatten(1), images.flatten(1).to(device), seeds, options)
+    return result.images.float().cpu().clamp(-1, 1)

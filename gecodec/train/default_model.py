@@ -13,12 +13,12 @@ import argparse
 import time
 from pathlib import Path
 
-from gecodec.models import ConvDiscriminatorConfig, EncoderConfig, Generator, GeneratorConfig
+from gecodec.models import ConvDiscriminatorConfig, EncoderConfig, GeneratorConfig
 from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
 from gecodec.train.encoder import EncoderTrainConfig, train_encoder
 from gecodec.train.export import export_bundle, training_card
-from gecodec.train.gan import GanTrainConfig, train_gan
+from gecodec.train.gan import GanTrainConfig, ema_generator, train_gan
 
 NAME = "celeba64-default"
 GAN = GanTrainConfig(
@@ -44,13 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     gan_dir, encoder_dir = args.run_dir / "gan", args.run_dir / "encoder"
     train_gan(train, gan_dir, GAN, resume=(gan_dir / "checkpoint.pt").exists())
     gan_state = load_checkpoint(gan_dir / "checkpoint.pt")
-    generator = Generator(GAN.generator)
-    generator.load_state_dict(gan_state["g_ema"])  # batch-norm statistics refreshed for the EMA weights
-    generator.eval().requires_grad_(False)
+    generator = ema_generator(gan_state)
     encoder, ae_decoder, summary = train_encoder(train, generator, ENCODER, encoder_dir,
                                                  resume=(encoder_dir / "checkpoint.pt").exists())
-    summary = {"kind": "ge1", "config": ENCODER.encoder.to_dict(), **summary,
-               "generated_fraction": ENCODER.generated_fraction}
     val = to_float(load_images(args.data / "val", 64, limit=args.val_images)) if args.val_images else None
     card = training_card(gan_state, str(args.data / "train"), len(train), summary)
     card["generator"]["architecture"] = ("DCGAN-style: linear to 4x4x256, four 4x4 transposed convolutions (stride 2) "

@@ -47,7 +47,8 @@ def cosine_lr(base: float, progress: float) -> float:
 def train_encoder(data: torch.Tensor, generator: Generator, config: EncoderTrainConfig,
                   run_dir: str | Path | None = None, *, resume: bool = False, runtime: Runtime | None = None
                   ) -> tuple[Encoder, AutoencoderDecoder, dict]:
-    """Train EN and its small decoder on uint8 images; returns both (on the CPU, in eval mode) and a summary.
+    """Train EN and its small decoder on uint8 images; returns both (on the CPU, in eval mode) and a summary
+    for the model card.
 
     With ``run_dir`` the run checkpoints to run_dir/checkpoint.pt and ``resume`` continues it.
     """
@@ -99,7 +100,8 @@ def train_encoder(data: torch.Tensor, generator: Generator, config: EncoderTrain
     bar.close()
     if step > first_step:
         checkpoint()
-    summary = {"steps": step, "minutes": round(elapsed / 60, 1), "final_train_mse": round(loss, 5)}
+    summary = {"kind": "ge1", "config": config.encoder.to_dict(), "steps": step, "minutes": round(elapsed / 60, 1),
+               "final_train_mse": round(loss, 5), "generated_fraction": config.generated_fraction}
     encoder, decoder = encoder.cpu().eval().requires_grad_(False), decoder.cpu().eval().requires_grad_(False)
     generator.cpu()
     return encoder, decoder, summary

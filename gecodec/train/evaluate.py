@@ -10,7 +10,7 @@ from gecodec.bundle import Bundle
 from gecodec.codec import Codec
 from gecodec.metrics import mse, psnr_8bit
 from gecodec.quantize import dequantize, quantize
-from gecodec.search import SearchOptions, latent_search
+from gecodec.search import SearchOptions, pixel_fit
 from gecodec.train.gan import sample_latent
 
 
@@ -41,8 +41,7 @@ def evaluate_bundle(bundle: Bundle, real: torch.Tensor, bits: int = 8, options: 
         figures[f"ge_{name}"] = _summary(decoded, images)
     # The floor: the best pixel-space fit min_z ||G(z) - x||^2, which no measurement can beat with this G.
     floor = torch.cat([
-        latent_search(codec.generator, lambda x: x.flatten(1), real[i : i + batch_size].flatten(1).to(codec.device),
-                      list(range(i, i + len(real[i : i + batch_size]))), options).images.cpu()
+        pixel_fit(codec.generator, real[i : i + batch_size], list(range(i, i + len(real[i : i + batch_size]))), options)
         for i in range(0, len(real), batch_size)
     ])
     figures["generator_floor_real"] = _summary(floor, real)

@@ -122,6 +122,14 @@ def refresh_batchnorm_stats(generator: Generator, batches: int = 16, batch_size:
         norm.momentum = momentum
 
 
+def ema_generator(gan_state: dict) -> Generator:
+    """The generator a run exports: its EMA weights, with batch-norm statistics that fit them, in eval mode."""
+    generator = Generator(GanTrainConfig.from_dict(gan_state["config"]).generator)
+    generator.load_state_dict(gan_state["g_ema"])
+    refresh_batchnorm_stats(generator)
+    return generator.eval().requires_grad_(False)
+
+
 def run_seed(seed: int, rank: int, step: int) -> int:
     """A distinct, reproducible random stream per (run seed, rank, step a run started from)."""
     return (seed * 1_000_003 + rank) * 1_000_003 + step
