@@ -154,10 +154,9 @@ def generated_run(codec: BenchCodec, bundles: list, preset: Preset, out: Path, a
         settings = [s for s in codec.settings() if s["model"] == bundle.name and preset.codecs["ge"](s)]
         records = run_codec(codec, generated, names, out, args.batch_size, args.keep, device,
                             describe_hardware(device), settings)
-        (out / "table.md").parent.mkdir(parents=True, exist_ok=True)
-        (out / "table.md").write_text(markdown_table({"ge": summarise(records)}))
-        print(f"on images G generated ({bundle.name}):")
-        print((out / "table.md").read_text())
+        table = markdown_table({"ge": summarise(records)})
+        (out / "table.md").write_text(table)  # run_codec made the folder
+        print(f"on images G generated ({bundle.name}):\n{table}")
 
 
 if __name__ == "__main__":

@@ -71,10 +71,6 @@ class Records:
                 handle.write(json.dumps(record) + "\n")
                 self.done[(setting_key(record["setting"]), record["image"])] = record
 
-    def for_setting(self, setting: Setting) -> list[dict]:
-        key = setting_key(setting)
-        return [r for (k, _), r in self.done.items() if k == key]
-
 
 def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], out: Path, batch_size: int = 32,
               keep: int = 8, device: torch.device | None = None, device_name: str = "cpu",
