@@ -3,14 +3,16 @@
     python -m bench rd --data ../shared/data/celeba64/val --n 256
 
 Presets: table1, table2, figure6, rd (see bench/presets.py); `run --codecs ge,webp` runs chosen codecs.
-Writes into --out (default bench/results/PRESET/): records/ (per image, resumable), CODEC.json (CompressAI's
-layout), table.md, rd-psnr.png, rd-mse.png and grid.png. A codec that fails is reported on one line and the
+Writes into --out (default bench/results/PRESET/): CODEC.json (CompressAI's layout), table.md, rd-psnr.png,
+rd-mse.png and grid.png. The per-image records (resumable) and the decodes kept for the grid go to --store
+(default: --out); presets given the same --store measure the settings they share once. A codec that fails is reported on one line and the
 run goes on with the others; the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -44,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="*", default=None, help="bundles for ge/ae/csgm (default: every current one)")
     parser.add_argument("--bits", type=int, nargs="*", default=[4, 6, 8])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--store", type=Path, default=None,
+                        help="per-image records and kept decodes, shared by presets (default: --out)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--iters", type=int, default=None, help=f"search iterations (default {SearchOptions.iters})")
@@ -56,7 +60,7 @@ def report_error(message: str) -> None:
     print(f"bench: error: {message}", file=sys.stderr)
 
 
-def run_preset(preset: Preset, codecs: dict[str, BenchCodec], images: torch.Tensor, names: list[str], out: Path,
+def run_preset(preset: Preset, codecs: dict[str, BenchCodec], images: torch.Tensor, names: list[str], store: Path,
                args: argparse.Namespace, device: torch.device) -> tuple[dict[str, Records], bool]:
     """Run every codec of the preset that can run; returns the records by codec and whether all went well."""
     ok, done = True, {}
@@ -75,7 +79,7 @@ def run_preset(preset: Preset, codecs: dict[str, BenchCodec], images: torch.Tens
             ok = False
             continue
         try:
-            done[name] = run_codec(codec, images, names, out, args.batch_size, args.keep, device, device_name, settings)
+            done[name] = run_codec(codec, images, names, store, args.batch_size, args.keep, device, device_name, settings)
         except GecError as exc:
             report_error(f"{name}: {exc}")
             ok = False
@@ -95,17 +99,32 @@ def write_reports(records: dict[str, Records], codecs: dict[str, BenchCodec], ou
     return table
 
 
-def write_grid(out: Path, images: torch.Tensor, records: dict[str, Records], keep: int) -> None:
+def write_grid(out: Path, store: Path, images: torch.Tensor, records: dict[str, Records], keep: int) -> None:
     """Figure 4's layout: the originals, then one row per method (GRID_ROWS) whose first decodes were kept."""
     rows = [("original", tensor_to_pixels(images[:keep]))]
     for name, wanted in GRID_ROWS.items():
         settings = {setting_key(r["setting"]): r["setting"] for r in records[name].done.values()} if name in records else {}
         for key, setting in sorted(settings.items()):
-            path = out / "decoded" / name / f"{key}.npy"
+            path = store / "decoded" / name / f"{key}.npy"
             if wanted(setting) and path.exists():
                 label = " ".join(str(v) for k, v in setting.items() if k not in ("bits", "reference"))
                 rows.append((f"{name} {label}"[:40], np.load(path)))
     reconstruction_grid(rows, out / "grid.png", label_width=230)
+
+
+def check_store(store: Path, size: int, search: SearchOptions) -> None:
+    """Records are keyed by setting and image name only, so a store holds one image size and search budget."""
+    conditions = {"size": size, "iters": search.iters, "restarts": search.restarts}
+    path = store / "conditions.json"
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise GecError(f"{path}: unreadable ({exc})") from None
+        if found != conditions:
+            raise GecError(f"{store}: its records were measured with {found}, not {conditions}; use another --store")
+    else:
+        write_json(path, conditions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         report_error("run needs --codecs (e.g. --codecs ge,webp)")
         return 2
     out = args.out or RESULTS / args.preset
+    store = args.store or out
+    search = {k: v for k, v in {"iters": args.iters, "restarts": args.restarts}.items() if v is not None}
     try:
+        check_store(store, args.size, SearchOptions(**search))
         device = resolve_device(args.device)
         uint8, names = load_named_images(args.data, args.size, limit=args.n)
         bundles = find_bundles(args.models, args.size)
@@ -124,27 +146,25 @@ def main(argv: list[str] | None = None) -> int:
         report_error(str(exc))
         return 1
     images = to_float(uint8)
-    search = {k: v for k, v in {"iters": args.iters, "restarts": args.restarts}.items() if v is not None}
     codecs, unknown = make_codecs(wanted, bundles, tuple(args.bits), args.device, search)
     for name in unknown:
         report_error(f"unknown codec {name!r}; skipped")
-    records, ok = run_preset(preset, codecs, images, names, out, args, device)
+    records, ok = run_preset(preset, codecs, images, names, store, args, device)
     floor = None
     if preset.floor and bundles:
-        options = SearchOptions(**search) if search else SearchOptions()
-        floor = generator_floor(bundles[0].generator, images, names, out, options, args.batch_size, args.keep,
+        floor = generator_floor(bundles[0].generator, images, names, store, SearchOptions(**search), args.batch_size, args.keep,
                                 describe_hardware(device))
     title = f"{args.preset}: {len(images)} images from {args.data}"
     print(write_reports(records, codecs, out, title, floor))
     if preset.generated and "ge" in codecs:
-        generated_run(codecs["ge"], bundles, preset, out / "generated", args, device)
-    write_grid(out, images, records | ({"floor": floor} if floor is not None else {}), args.keep)
+        generated_run(codecs["ge"], bundles, preset, out / "generated", store / "generated", args, device)
+    write_grid(out, store, images, records | ({"floor": floor} if floor is not None else {}), args.keep)
     print(f"results in {out}")
     return 0 if ok and not unknown else 1
 
 
-def generated_run(codec: BenchCodec, bundles: list, preset: Preset, out: Path, args: argparse.Namespace,
-                  device: torch.device) -> None:
+def generated_run(codec: BenchCodec, bundles: list, preset: Preset, out: Path, store: Path,
+                  args: argparse.Namespace, device: torch.device) -> None:
     """Table 2's other half: the same codec on images that G itself generated (seeded)."""
     for bundle in bundles:
         z = sample_latent(args.n or 64, bundle.generator.config, torch.Generator().manual_seed(0))
@@ -152,10 +172,11 @@ def generated_run(codec: BenchCodec, bundles: list, preset: Preset, out: Path, a
             generated = bundle.generator(z).clamp(-1, 1)
         names = [f"generated-{i}" for i in range(len(generated))]
         settings = [s for s in codec.settings() if s["model"] == bundle.name and preset.codecs["ge"](s)]
-        records = run_codec(codec, generated, names, out, args.batch_size, args.keep, device,
+        records = run_codec(codec, generated, names, store, args.batch_size, args.keep, device,
                             describe_hardware(device), settings)
         table = markdown_table({"ge": summarise(records)})
-        (out / "table.md").write_text(table)  # run_codec made the folder
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(table)
         print(f"on images G generated ({bundle.name}):\n{table}")
 
 

@@ -1,7 +1,8 @@
 """Run codecs over images and record, per image and setting: bytes, bits per pixel, distortion and time.
 
-Records go to OUT/records/CODEC.jsonl, one JSON line per (setting, image), so an interrupted run resumes
-where it stopped. The first batch's first few decodes are kept (OUT/decoded/) for the figure grids.
+Records go to STORE/records/CODEC.jsonl, one JSON line per (setting, image), so an interrupted run resumes
+where it stopped and presets that share a store share the settings they have in common. The first batch's
+first few decodes are kept (STORE/decoded/) for the figure grids.
 """
 
 from __future__ import annotations
@@ -72,11 +73,11 @@ class Records:
                 self.done[(setting_key(record["setting"]), record["image"])] = record
 
 
-def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], out: Path, batch_size: int = 32,
+def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], store: Path, batch_size: int = 32,
               keep: int = 8, device: torch.device | None = None, device_name: str = "cpu",
               settings: list[Setting] | None = None) -> Records:
     """Encode and decode every image at every setting not already recorded; returns the codec's records."""
-    records = Records(out / "records" / f"{codec.name}.jsonl")
+    records = Records(store / "records" / f"{codec.name}.jsonl")
     settings = settings if settings is not None else codec.settings()
     pixels = images.shape[-1] * images.shape[-2]
     todo = [(s, start) for s in settings for start in range(0, len(images), batch_size)
@@ -93,7 +94,7 @@ def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], out: Pa
             for i, (name, data) in enumerate(zip(batch_names, files))
         ])
         if start == 0:  # the first images' decodes, for the figure grids
-            save_decodes(out / "decoded" / codec.name / f"{setting_key(setting)}.npy", decoded[:keep])
+            save_decodes(store / "decoded" / codec.name / f"{setting_key(setting)}.npy", decoded[:keep])
     return records
 
 
@@ -102,13 +103,13 @@ def save_decodes(path: Path, decoded: torch.Tensor) -> None:
     np.save(path, tensor_to_pixels(decoded))
 
 
-def generator_floor(generator: torch.nn.Module, images: torch.Tensor, names: list[str], out: Path,
+def generator_floor(generator: torch.nn.Module, images: torch.Tensor, names: list[str], store: Path,
                     options: SearchOptions, batch_size: int = 32, keep: int = 8, device_name: str = "cpu") -> Records:
     """The reference that is not a codec: per image, the best pixel-space fit min_z ||G(z) - x||^2.
 
     No measurement scheme can do better with this G, so it shows how much of GE's error G itself causes.
     """
-    records = Records(out / "records" / "floor.jsonl")
+    records = Records(store / "records" / "floor.jsonl")
     setting: Setting = {"reference": "generator floor"}
     starts = [s for s in range(0, len(images), batch_size)
               if any((setting_key(setting), n) not in records.done for n in names[s : s + batch_size])]
@@ -121,5 +122,5 @@ def generator_floor(generator: torch.nn.Module, images: torch.Tensor, names: lis
                       **{k: v[i] for k, v in figures.items()}, "encode_s": None,
                       "decode_s": seconds / len(batch), "device": device_name} for i, name in enumerate(batch_names)])
         if start == 0:
-            save_decodes(out / "decoded" / "floor" / f"{setting_key(setting)}.npy", decoded[:keep])
+            save_decodes(store / "decoded" / "floor" / f"{setting_key(setting)}.npy", decoded[:keep])
     return records

@@ -61,6 +61,24 @@ def test_a_second_run_resumes_instead_of_repeating(faces: Path, tmp_path: Path):
     assert (tmp_path / "records" / "webp.jsonl").read_text() == lines
 
 
+def test_presets_sharing_a_store_measure_shared_settings_once(faces: Path, tmp_path: Path, m128: str):
+    store = ["--store", str(tmp_path / "store"), "--models", m128, *FAST]
+    assert main(["table1", "--data", str(faces), "--out", str(tmp_path / "table1"), *store]) == 0
+    records = {p.name: p.read_text() for p in (tmp_path / "store" / "records").iterdir()}
+    assert main(["run", "--codecs", "ge", "--data", str(faces), "--out", str(tmp_path / "run"), *store]) == 0
+    assert {p.name: p.read_text() for p in (tmp_path / "store" / "records").iterdir()} == records
+    assert (tmp_path / "run" / "ge.json").read_text() == (tmp_path / "table1" / "ge.json").read_text()
+    assert not (tmp_path / "run" / "records").exists()
+
+
+def test_a_store_refuses_records_from_another_search_budget(faces: Path, tmp_path: Path, capsys):
+    args = ["run", "--codecs", "webp", "--data", str(faces), "--out", str(tmp_path), *FAST]
+    assert main(args) == 0
+    args[args.index("--iters") + 1] = "3"
+    assert main(args) == 1
+    assert "measured with {'size': 16, 'iters': 2, 'restarts': 1}" in capsys.readouterr().err
+
+
 def test_table2_runs_ge_on_generated_images_too(faces: Path, tmp_path: Path, m128: str):
     assert main(["table2", "--data", str(faces), "--out", str(tmp_path), "--n", "2", "--models", m128, *FAST]) == 0
     assert (tmp_path / "ge.json").exists() and "| ge |" in (tmp_path / "generated" / "table.md").read_text()
