@@ -3,9 +3,11 @@ decoding searches a GAN generator's latent space for the image whose measurement
 
     data = gecodec.encode("face.png")          # bytes of a .gec file
     image = gecodec.decode(data)               # PIL.Image.Image
+    noisy = gecodec.degrade("face.png", "denoise", sigma=0.4)
+    clean = gecodec.restore(noisy, "denoise")  # PIL.Image.Image
 """
 
-from gecodec.api import decode, encode
+from gecodec.api import decode, encode, restore
 from gecodec.bundle import Bundle, load_model
 from gecodec.codec import Codec
 from gecodec.errors import (
@@ -18,6 +20,7 @@ from gecodec.errors import (
     OutputError,
     TrainingError,
 )
+from gecodec.restoration import degrade
 from gecodec.search import SearchOptions
 
 __version__ = "0.1.0"
@@ -30,5 +33,6 @@ def register_pillow() -> None:
 
 __all__ = [
     "Bundle", "BundleError", "Codec", "FormatError", "GecError", "ImageError", "ModelNotFoundError",
-    "OptionError", "OutputError", "SearchOptions", "TrainingError", "decode", "encode", "load_model", "register_pillow",
+    "OptionError", "OutputError", "SearchOptions", "TrainingError", "decode", "degrade", "encode", "load_model",
+    "register_pillow", "restore",
 ]

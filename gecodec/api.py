@@ -1,4 +1,4 @@
-"""The one-call library API: encode an image to bytes, decode bytes to an image."""
+"""The one-call library API: encode an image to bytes, decode bytes to an image, restore a degraded image."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from gecodec import container
 from gecodec.bundle import Bundle, find_by_id, load_model
 from gecodec.codec import DEFAULT_BITS, Codec, resolve_device
 from gecodec.errors import GecError
-from gecodec.imageio import ImageInput
+from gecodec.imageio import ImageInput, open_image
+from gecodec.restoration import restore_images
+from gecodec.search import SearchOptions
 
 GecInput = Union[bytes, bytearray, memoryview, str, os.PathLike]
 
@@ -69,3 +71,25 @@ def decode(data: GecInput, device: str | torch.device | None = None, **search_op
     raw = read_gec(data)
     header, _ = container.read(raw)
     return get_codec(find_by_id(header.model_id), device).decode_image(raw, **search_options)
+
+
+def restore(
+    image: ImageInput,
+    task: str,
+    model: str | os.PathLike | Bundle | None = None,
+    method: str = "ge",
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    **params: Any,
+) -> Image.Image:
+    """Restore a degraded image (path or PIL image) with a model (default: the shipped one).
+
+    task: denoise, deblur, superres (the image is the low-resolution one; the result is factor times larger)
+    or inpaint. method: ge (the GE paper's encoder-space objective) or csgm (Bora et al.'s pixel-space one).
+    params: the task's (blur_sigma, factor, box, mask: see gecodec.restoration.TaskParams) and the search's
+    (iters, restarts, lam, lr). seed: the search's restart points.
+    """
+    search = {k: params.pop(k) for k in ("iters", "restarts", "lam", "lr") if k in params}
+    bundle = model if isinstance(model, Bundle) else load_model(model)
+    codec = get_codec(bundle, device)
+    return restore_images(codec, [open_image(image)], task, method, seed, SearchOptions(**search), **params)[0]

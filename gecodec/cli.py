@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from PIL import Image
 from tqdm import tqdm
 
 from gecodec import __version__, api, container
@@ -23,8 +24,10 @@ from gecodec.cli_train import train
 from gecodec.codec import DEFAULT_BITS, Codec, ParsedFile, search_options
 from gecodec.errors import GecError, OutputError
 from gecodec.fileio import check_output, image_format, save_image_atomic, write_bytes_atomic
-from gecodec.imageio import is_image_path, tensor_to_image
+from gecodec.imageio import is_image_path, open_image, tensor_to_image
 from gecodec.quantize import MAX_BITS, MIN_BITS
+from gecodec.restoration import METHODS, TASKS, TaskParams, restore_images, task_params
+from gecodec.restoration import degrade as degrade_image
 from gecodec.search import SearchOptions
 
 EXIT_FAILED, EXIT_INTERNAL = 1, 3
@@ -127,6 +130,23 @@ output_option = click.option("-o", "--output", type=click.Path(path_type=Path),
 force_option = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N. Default: CUDA when available.")
+format_option = click.option("--format", "image_ext", type=click.Choice(["png", "jpg", "webp"]), default="png",
+                             show_default=True, help="Image format when writing next to the inputs or into a folder.")
+
+
+def search_options_group(command: Callable) -> Callable:
+    """The latent search's options, as gec decode and gec restore take them."""
+    for option in reversed([
+        click.option("--iters", type=click.IntRange(0), default=None, help=f"Search iterations [default: {DEFAULTS.iters}]."),
+        click.option("--restarts", type=click.IntRange(1), default=None,
+                     help=f"Random restarts [default: {DEFAULTS.restarts}]."),
+        click.option("--lam", type=click.FloatRange(0), default=None, help=f"Prior weight lambda [default: {DEFAULTS.lam}]."),
+        click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+                     help=f"Adam learning rate [default: {DEFAULTS.lr}]."),
+        click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images searched at once."),
+    ]):
+        command = option(command)
+    return command
 
 
 @main.command()
@@ -164,14 +184,8 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, bit
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option
-@click.option("--format", "image_ext", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
-              help="Image format when writing next to the inputs or into a folder.")
-@click.option("--iters", type=click.IntRange(0), default=None, help=f"Search iterations [default: {DEFAULTS.iters}].")
-@click.option("--restarts", type=click.IntRange(1), default=None, help=f"Random restarts [default: {DEFAULTS.restarts}].")
-@click.option("--lam", type=click.FloatRange(0), default=None, help=f"Prior weight lambda [default: {DEFAULTS.lam}].")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
-              help=f"Adam learning rate [default: {DEFAULTS.lr}].")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Files searched at once.")
+@format_option
+@search_options_group
 @device_option
 @force_option
 @quiet_option
@@ -297,6 +311,97 @@ def models(as_json: bool) -> None:
 
 
 main.add_command(train)
+
+
+def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int, int, int] | None:
+    if value is None:
+        return None
+    try:
+        box = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise click.BadParameter(f"{value!r} is not four integers x,y,w,h")
+    return box  # type: ignore[return-value]
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--task", type=click.Choice(TASKS), required=True, help="What happened to the images.")
+@output_option
+@click.option("--method", type=click.Choice(METHODS), default="ge", show_default=True,
+              help="ge: match EN(S(G(z))) to EN(image) (the GE paper). csgm: match S(G(z)) to the image in pixels "
+                   "(Bora et al.).")
+@click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
+@click.option("--blur-sigma", type=float, default=TaskParams.blur_sigma, show_default=True,
+              help="deblur: the blur's standard deviation in pixels.")
+@click.option("--factor", type=click.IntRange(1), default=TaskParams.factor, show_default=True,
+              help="superres: how many times larger the result is.")
+@click.option("--mask", type=click.Path(path_type=Path), default=None,
+              help="inpaint: an image of the input's size, black where pixels are missing.")
+@click.option("--box", callback=parse_box, default=None, help="inpaint: the missing box x,y,w,h in pixels "
+              "[default: a centred block 30/64 of the shorter side].")
+@click.option("--degrade", is_flag=True, help="First degrade each input as the task says (a demonstration).")
+@click.option("--sigma", type=float, default=TaskParams.sigma, show_default=True,
+              help="With --degrade, denoise: the noise's standard deviation (pixels in [-1, 1]).")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="Seed of the search's restarts (and of --degrade's noise).")
+@format_option
+@search_options_group
+@device_option
+@force_option
+@quiet_option
+def restore(inputs: tuple[Path, ...], task: str, output: Path | None, method: str, model: str | None,
+            blur_sigma: float, factor: int, mask: Path | None, box: tuple[int, int, int, int] | None, degrade: bool,
+            sigma: float, seed: int, image_ext: str, iters: int | None, restarts: int | None, lam: float | None,
+            lr: float | None, batch_size: int, device: str | None, force: bool, quiet: bool) -> None:
+    """Restore images: denoise, deblur, super-resolve (superres) or fill a missing region (inpaint).
+
+    Each result goes next to its input as NAME.restored.EXT, into -o's file, or into -o's folder.
+    """
+    params = {"blur_sigma": blur_sigma, "factor": factor, "mask": mask, "box": box}
+    options = search_options(**{"iters": iters, "restarts": restarts, "lam": lam, "lr": lr})
+    task_params(params | {"sigma": sigma})  # a bad parameter or mask is one error before any work
+    if mask is not None:
+        open_image(mask)
+    failures = Failures()
+    files = expand(inputs, is_image_path, failures)
+    total = len(files) + len(failures.items)
+    pairs = plan_outputs(inputs, files, output, f".restored.{image_ext}", failures, force)
+    groups: dict[tuple[int, int], list[tuple[Path, Path, Image.Image]]] = defaultdict(list)
+    for source, target in pairs:
+        try:
+            picture = open_image(source)
+            if degrade:
+                picture = degrade_image(picture, task, **params, sigma=sigma, seed=seed)
+            groups[picture.size].append((source, target, picture))
+        except GecError as exc:
+            failures.add(source, exc)
+    if groups:
+        codec = api.get_codec(load_model(model), device)
+        with progress_bar(options.iters * sum(map(len, groups.values())), "img-iter", quiet, task) as bar:
+            for group in groups.values():
+                for start in range(0, len(group), batch_size):
+                    chunk = group[start : start + batch_size]
+                    restore_chunk(codec, chunk, task, method, seed, options, bar.update, params, failures, force)
+    failures.finish(total)
+
+
+def restore_chunk(codec: Codec, chunk: list[tuple[Path, Path, Image.Image]], task: str, method: str, seed: int,
+                  options: SearchOptions, progress: Callable[[int], Any], params: dict[str, Any], failures: Failures,
+                  force: bool) -> None:
+    """Restore images of one size together and save each result as soon as the batch is done."""
+    try:
+        results = restore_images(codec, [p for *_, p in chunk], task, method, seed, options, progress, **params)
+    except GecError as exc:
+        for source, *_ in chunk:
+            failures.add(source, exc)
+        return
+    for (source, target, _), result in zip(chunk, results):
+        try:
+            save_image_atomic(result, target, force)
+        except GecError as exc:
+            failures.add(source, exc)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
