@@ -2,7 +2,8 @@
 
     python -m bench rd --data ../shared/data/celeba64/val --n 256
 
-Presets: table1, table2, figure6, rd (see bench/presets.py); `run --codecs ge,webp` runs chosen codecs.
+Presets: table1, table2, figure6, rd (see bench/presets.py); `run --codecs ge,webp` runs chosen codecs;
+`restore` runs the restoration benchmark (bench/restoration.py, `python -m bench restore -h`).
 Writes into --out (default bench/results/PRESET/): CODEC.json (CompressAI's layout), table.md, rd-psnr.png,
 rd-mse.png and grid.png. The per-image records (resumable) and the decodes kept for the grid go to --store
 (default: --out); presets given the same --store measure the settings they share once. A codec that fails is reported on one line and the
@@ -12,15 +13,15 @@ run goes on with the others; the exit status is then 1.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench import restoration
 from bench.codecs import BenchCodec, find_bundles, make_codecs
-from bench.harness import Records, generator_floor, run_codec, setting_key
+from bench.harness import Records, check_store, generator_floor, run_codec, setting_key
 from bench.plots import rd_plot, reconstruction_grid
 from bench.presets import GRID_ROWS, PRESETS, Preset, everything
 from bench.report import compressai_json, markdown_table, summarise, write_json
@@ -38,7 +39,7 @@ RESULTS = Path(__file__).parent / "results"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("preset", choices=[*PRESETS, "run"])
+    parser.add_argument("preset", choices=[*PRESETS, "run", "restore"])
     parser.add_argument("--data", type=Path, required=True, help="folder (or .tar/.zip) of images")
     parser.add_argument("--n", type=int, default=None, help="use the first N images")
     parser.add_argument("--size", type=int, default=64, help="images are centre-cropped and resized to this")
@@ -112,22 +113,10 @@ def write_grid(out: Path, store: Path, images: torch.Tensor, records: dict[str, 
     reconstruction_grid(rows, out / "grid.png", label_width=230)
 
 
-def check_store(store: Path, size: int, search: SearchOptions) -> None:
-    """Records are keyed by setting and image name only, so a store holds one image size and search budget."""
-    conditions = {"size": size, "iters": search.iters, "restarts": search.restarts}
-    path = store / "conditions.json"
-    if path.exists():
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise GecError(f"{path}: unreadable ({exc})") from None
-        if found != conditions:
-            raise GecError(f"{store}: its records were measured with {found}, not {conditions}; use another --store")
-    else:
-        write_json(path, conditions)
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["restore"]:
+        return restoration.main(argv[1:])
     args = parse_args(argv)
     preset = PRESETS.get(args.preset, Preset("run", "chosen codecs", {}))
     wanted = args.codecs.split(",") if args.codecs else list(preset.codecs)

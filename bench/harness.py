@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from bench.codecs import BenchCodec, Setting
 from bench.quality import ms_ssim, ms_ssim_supported, ssim
+from gecodec.errors import GecError
 from gecodec.imageio import tensor_to_pixels
 from gecodec.metrics import mse, psnr_8bit
 from gecodec.search import SearchOptions, pixel_fit
@@ -27,6 +28,22 @@ from gecodec.search import SearchOptions, pixel_fit
 def setting_key(setting: Setting) -> str:
     """A stable file-name-safe name for a setting: model=x,m=128,bits=8."""
     return ",".join(f"{k}={v}" for k, v in setting.items())
+
+
+def check_store(store: Path, size: int, search: SearchOptions) -> None:
+    """Records are keyed by setting and image name only, so a store holds one image size and search budget."""
+    conditions = {"size": size, "iters": search.iters, "restarts": search.restarts}
+    path = store / "conditions.json"
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise GecError(f"{path}: unreadable ({exc})") from None
+        if found != conditions:
+            raise GecError(f"{store}: its records were measured with {found}, not {conditions}; use another --store")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(conditions) + "\n")
 
 
 def timed(device: torch.device | None, work: Callable[..., Any], *args: Any) -> tuple[float, Any]:

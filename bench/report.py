@@ -56,7 +56,7 @@ def write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _cell(mean: float | None, ci: float | None = None, digits: int = 2) -> str:
+def format_cell(mean: float | None, ci: float | None = None, digits: int = 2) -> str:
     if mean is None:
         return "-"
     return f"{mean:.{digits}f}" if ci is None else f"{mean:.{digits}f} ± {ci:.{digits}f}"
@@ -69,8 +69,8 @@ def markdown_table(summaries: dict[str, list[dict]]) -> str:
     for name, rows in summaries.items():
         for r in rows:
             encode_ms = None if r["encode_s"] is None else 1000 * r["encode_s"]
-            cells = [name, setting_key(r["setting"]), str(r["images"]), _cell(r["bytes"], digits=1), _cell(r["bpp"], digits=4),
-                     _cell(r["psnr"], r["psnr_ci95"]), _cell(r["mse"], r["mse_ci95"], 5), _cell(r["ssim"], r["ssim_ci95"], 4),
-                     _cell(r["ms_ssim"], r["ms_ssim_ci95"], 4), _cell(encode_ms, digits=1), _cell(r["decode_s"], digits=3)]
+            cells = [name, setting_key(r["setting"]), str(r["images"]), format_cell(r["bytes"], digits=1), format_cell(r["bpp"], digits=4),
+                     format_cell(r["psnr"], r["psnr_ci95"]), format_cell(r["mse"], r["mse_ci95"], 5), format_cell(r["ssim"], r["ssim_ci95"], 4),
+                     format_cell(r["ms_ssim"], r["ms_ssim_ci95"], 4), format_cell(encode_ms, digits=1), format_cell(r["decode_s"], digits=3)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
