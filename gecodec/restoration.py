@@ -130,7 +130,8 @@ def make_problem(task: str, observed: torch.Tensor, params: TaskParams, mask: Ma
     if task == "superres":
         down, up = Downsample(params.factor, "bicubic"), Upsample(params.factor, "bicubic")
         return Problem(observed, down, Compose(down, up), up(observed))
-    mask = mask or full_mask(params, observed.shape[-1], observed.shape[-2])
+    if mask is None:
+        mask = full_mask(params, observed.shape[-1], observed.shape[-2])
     return Problem(observed, mask, mask, observed, known=mask)
 
 
