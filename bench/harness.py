@@ -7,6 +7,7 @@ first few decodes are kept (STORE/decoded/) for the figure grids.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -82,6 +83,13 @@ class Records:
                     record = json.loads(line)
                     self.done[(setting_key(record["setting"]), record["image"])] = record
 
+    def only(self, settings: list[Setting], names: list[str]) -> Records:
+        """The records of these settings and images: what one run asked for, whatever else its store holds."""
+        keys, wanted = {setting_key(s) for s in settings}, set(names)
+        subset = copy.copy(self)
+        subset.done = {k: r for k, r in self.done.items() if k[0] in keys and k[1] in wanted}
+        return subset
+
     def add(self, records: list[dict]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as handle:
@@ -112,7 +120,7 @@ def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], store: 
         ])
         if start == 0:  # the first images' decodes, for the figure grids
             save_decodes(store / "decoded" / codec.name / f"{setting_key(setting)}.npy", decoded[:keep])
-    return records
+    return records.only(settings, names)
 
 
 def save_decodes(path: Path, decoded: torch.Tensor) -> None:
@@ -140,4 +148,4 @@ def generator_floor(generator: torch.nn.Module, images: torch.Tensor, names: lis
                       "decode_s": seconds / len(batch), "device": device_name} for i, name in enumerate(batch_names)])
         if start == 0:
             save_decodes(store / "decoded" / "floor" / f"{setting_key(setting)}.npy", decoded[:keep])
-    return records
+    return records.only([setting], names)

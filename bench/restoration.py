@@ -142,7 +142,7 @@ def run_task(task: str, codec: Codec, images: torch.Tensor, names: list[str], st
             if start == 0:
                 save_decodes(store / "decoded" / f"restore-{task}" / f"{method}.npy", restored[: args.keep])
         print(f"{task}: {min(start + args.batch_size, len(images))}/{len(images)} images", file=sys.stderr, flush=True)
-    return records
+    return records.only([{"method": m} for m in METHODS[task]], names)
 
 
 def table(results: dict[str, Records]) -> str:

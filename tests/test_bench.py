@@ -69,6 +69,8 @@ def test_presets_sharing_a_store_measure_shared_settings_once(faces: Path, tmp_p
     assert {p.name: p.read_text() for p in (tmp_path / "store" / "records").iterdir()} == records
     assert (tmp_path / "run" / "ge.json").read_text() == (tmp_path / "table1" / "ge.json").read_text()
     assert not (tmp_path / "run" / "records").exists()
+    assert main(["run", "--codecs", "ge", "--n", "2", "--data", str(faces), "--out", str(tmp_path / "two"), *store]) == 0
+    assert "| ge | model=tiny-m128,m=128,bits=8 | 2 |" in (tmp_path / "two" / "table.md").read_text()  # not the 3 stored
 
 
 def test_a_store_refuses_records_from_another_search_budget(faces: Path, tmp_path: Path, capsys):
