@@ -9,16 +9,18 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 
 def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
-    """Split a codec's rows into curves: one per model and m for the generative codecs, one for the rest."""
+    """Split a codec's rows into curves: one per model (and Lasso basis) for the generative codecs, whose
+    rate grows with bits and m along the curve; one for the rest."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         setting = row["setting"]
-        label = ", ".join(f"{k} {setting[k]}" for k in ("model", "m", "basis") if k in setting)
+        label = ", ".join(str(setting[k]) for k in ("model", "basis") if k in setting)
         groups.setdefault(label, []).append(row)
     return groups
 
@@ -27,15 +29,21 @@ def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floor: di
             title: str = "") -> None:
     """One PNG: ``metric`` ("psnr" or "mse") against bpp for every codec, with the generator floor as a line."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for name, rows in summaries.items():
-        for label, group in curve_groups([r for r in rows if r["bpp"] is not None]).items():
-            group = sorted(group, key=lambda r: r["bpp"])
-            ax.errorbar([r["bpp"] for r in group], [r[metric] for r in group], yerr=[r[f"{metric}_ci95"] for r in group],
-                        marker="o", markersize=3, capsize=2, label=f"{name} ({label})" if label else name)
+    curves = [(f"{name} ({label})" if label else name, group) for name, rows in summaries.items()
+              for label, group in curve_groups([r for r in rows if r["bpp"] is not None]).items()]
+    colours = plt.get_cmap("tab10").colors
+    for i, (label, group) in enumerate(curves):  # a colour each, and another marker once colours repeat
+        group = sorted(group, key=lambda r: r["bpp"])
+        ax.errorbar([r["bpp"] for r in group], [r[metric] for r in group], yerr=[r[f"{metric}_ci95"] for r in group],
+                    color=colours[i % len(colours)], marker="osD^v"[i // len(colours) % 5], markersize=3, capsize=2,
+                    label=label)
     if floor is not None and floor.get(metric) is not None:
         ax.axhline(floor[metric], color="black", linestyle="--", linewidth=1,
                    label="generator floor: min_z ||G(z) - x||²")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
     ax.set_xlabel("bits per pixel (whole file)")
     ax.set_ylabel({"psnr": "PSNR, 8-bit RGB (dB)", "mse": "MSE, pixels in [-1, 1]"}[metric])
     if metric == "mse":
