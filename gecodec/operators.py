@@ -164,14 +164,18 @@ def check_resampling(method: str) -> None:
         raise OptionError(f"unknown resampling {method!r}; choose one of {', '.join(RESAMPLING)}")
 
 
-class Downsample(Operator):
-    """Shrink by an integer factor: box (mean of each factor x factor block), or antialiased bilinear or bicubic."""
+class Resample(Operator):
+    """Shared by Downsample and Upsample: an integer factor and box, bilinear or bicubic resampling."""
 
     def __init__(self, factor: int, method: str = "bicubic") -> None:
         super().__init__()
         check_factor(factor)
         check_resampling(method)
         self.factor, self.method = factor, method
+
+
+class Downsample(Resample):
+    """Shrink by an integer factor: box (mean of each factor x factor block), or antialiased bilinear or bicubic."""
 
     def input_shape(self, output_shape: torch.Size) -> tuple[int, ...]:
         return (*output_shape[:-2], output_shape[-2] * self.factor, output_shape[-1] * self.factor)
@@ -186,15 +190,9 @@ class Downsample(Operator):
         return F.interpolate(x, size=size, mode=self.method, align_corners=False, antialias=True)
 
 
-class Upsample(Operator):
+class Upsample(Resample):
     """Enlarge by an integer factor, the match of Downsample: box repeats pixels, bilinear and bicubic
     interpolate (the GE paper upsamples low-resolution inputs with bicubic interpolation)."""
-
-    def __init__(self, factor: int, method: str = "bicubic") -> None:
-        super().__init__()
-        check_factor(factor)
-        check_resampling(method)
-        self.factor, self.method = factor, method
 
     def input_shape(self, output_shape: torch.Size) -> tuple[int, ...]:
         return (*output_shape[:-2], output_shape[-2] // self.factor, output_shape[-1] // self.factor)
@@ -205,18 +203,13 @@ class Upsample(Operator):
         return F.interpolate(x, scale_factor=self.factor, mode=self.method, align_corners=False)
 
 
-def seeded_normal(shape: torch.Size, seed: int, like: torch.Tensor) -> torch.Tensor:
-    """N(0, 1) noise drawn on the CPU from seed, so it is the same on every device."""
-    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed)).to(like.device, like.dtype)
-
-
 def check_sigma(sigma: float) -> None:
     if not 0 <= sigma <= MAX_SIGMA:
         raise OptionError(f"noise sigma must be in [0, {MAX_SIGMA:g}] (pixels in [-1, 1]), got {sigma!r}")
 
 
-class AdditiveNoise(Operator):
-    """x + sigma * n, n ~ N(0, 1) per value, seeded (sigma in the [-1, 1] pixel scale)."""
+class SeededNoise(Operator):
+    """Shared by the noise operators: a sigma (in the [-1, 1] pixel scale) and a seed for N(0, 1) draws."""
 
     linear = False
 
@@ -225,23 +218,23 @@ class AdditiveNoise(Operator):
         check_sigma(sigma)
         self.sigma, self.seed = sigma, seed
 
+    def noise(self, x: torch.Tensor) -> torch.Tensor:
+        """N(0, 1) values shaped like x, drawn on the CPU from the seed, so they are the same on every device."""
+        return torch.randn(tuple(x.shape), generator=torch.Generator().manual_seed(self.seed)).to(x.device, x.dtype)
+
+
+class AdditiveNoise(SeededNoise):
+    """x + sigma * n, n ~ N(0, 1) per value, seeded."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.sigma * seeded_normal(x.shape, self.seed, x)
+        return x + self.sigma * self.noise(x)
 
 
-class MultiplicativeNoise(Operator):
+class MultiplicativeNoise(SeededNoise):
     """Speckle: intensities u = (x + 1) / 2 in [0, 1] become u * (1 + sigma * n), n ~ N(0, 1), seeded."""
 
-    linear = False
-
-    def __init__(self, sigma: float, seed: int = 0) -> None:
-        super().__init__()
-        check_sigma(sigma)
-        self.sigma, self.seed = sigma, seed
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        intensity = (x + 1) / 2
-        return intensity * (1 + self.sigma * seeded_normal(x.shape, self.seed, x)) * 2 - 1
+        return (x + 1) / 2 * (1 + self.sigma * self.noise(x)) * 2 - 1
 
 
 class Compose(Operator):
