@@ -121,7 +121,7 @@ class Problem:
 def make_problem(task: str, observed: torch.Tensor, params: TaskParams, mask: Mask | None = None,
                  blur_sigma: float | None = None) -> Problem:
     """The problem for observed images already in the model's space. mask and blur_sigma, where given, are
-    the params' rescaled to that space."""
+    the params' rescaled to that space (the blur's sigma is in pixels, so it scales with the image)."""
     check_task(task)
     if task == "denoise":
         return Problem(observed, Identity(), Identity(), observed)
@@ -155,24 +155,21 @@ def solve(generator: torch.nn.Module, encoder: torch.nn.Module, problem: Problem
     return restored.cpu()
 
 
-def to_model_space(picture: Image.Image, task: str, params: TaskParams, size: int) -> tuple[torch.Tensor, Mask | None,
-                                                                                             float | None]:
-    """The observed image in the model's space, as gec encode crops and resizes, with the mask and blur
-    rescaled to match. A low-resolution image becomes size/factor pixels a side."""
-    width, height = picture.size
-    if task == "superres":
-        if size % params.factor:
-            raise OptionError(f"factor {params.factor} does not divide the model's size {size}")
-        return image_to_tensor(picture, size // params.factor).unsqueeze(0), None, None
-    x = image_to_tensor(picture, size).unsqueeze(0)
-    if task == "deblur":
-        return x, None, params.blur_sigma * size / min(width, height)
-    if task == "inpaint":
-        known = full_mask(params, width, height).mask[0, 0].numpy()
-        square = center_square(Image.fromarray((known * 255).astype(np.uint8)))
-        resized = square.resize((size, size), Image.Resampling.BILINEAR)
-        return x, Mask(torch.from_numpy(np.asarray(resized) / 255.0).float()), None
-    return x, None, None
+def model_space_image(picture: Image.Image, task: str, params: TaskParams, size: int) -> torch.Tensor:
+    """The observed image (3, s, s) cropped and resized as gec encode does; a low-resolution image becomes
+    size/factor pixels a side."""
+    if task != "superres":
+        return image_to_tensor(picture, size)
+    if size % params.factor:
+        raise OptionError(f"factor {params.factor} does not divide the model's size {size}")
+    return image_to_tensor(picture, size // params.factor)
+
+
+def model_space_mask(mask: Mask, size: int) -> Mask:
+    """An image-size mask cropped and resized to the model's size, as the image is."""
+    known = Image.fromarray((mask.mask[0, 0].numpy() * 255).astype(np.uint8))
+    resized = center_square(known).resize((size, size), Image.Resampling.BILINEAR)
+    return Mask(torch.from_numpy(np.asarray(resized) / 255.0).float())
 
 
 def output_size(picture: Image.Image, task: str, params: TaskParams) -> tuple[int, int]:
@@ -180,13 +177,13 @@ def output_size(picture: Image.Image, task: str, params: TaskParams) -> tuple[in
     return (width * params.factor, height * params.factor) if task == "superres" else (width, height)
 
 
-def finish(picture: Image.Image, restored: torch.Tensor, task: str, params: TaskParams) -> Image.Image:
+def finish(picture: Image.Image, restored: torch.Tensor, task: str, params: TaskParams, known: Mask | None) -> Image.Image:
     """The restored model-space image at the output size; inpainting keeps the input's known pixels as they were."""
     result = tensor_to_image(restored, output_size(picture, task, params))
-    if task != "inpaint":
+    if known is None:
         return result
-    known = full_mask(params, *picture.size).mask[0, 0].numpy()[..., None] > 0.5
-    return Image.fromarray(np.where(known, np.asarray(picture), np.asarray(result)))
+    keep = known.mask[0, 0].numpy()[..., None] > 0.5
+    return Image.fromarray(np.where(keep, np.asarray(picture), np.asarray(result)))
 
 
 def restore_images(codec: Codec, pictures: list[Image.Image], task: str, method: str = "ge", seed: int = 0,
@@ -197,10 +194,11 @@ def restore_images(codec: Codec, pictures: list[Image.Image], task: str, method:
     chosen = task_params(params)
     if len({p.size for p in pictures}) > 1:
         raise OptionError("images restored in one batch must share a size")
-    prepared = [to_model_space(p, task, chosen, codec.image_size) for p in pictures]
-    observed = torch.cat([x for x, _, _ in prepared])
-    _, mask, blur_sigma = prepared[0]  # the same for all: they share a size
-    problem = make_problem(task, observed, chosen, mask, blur_sigma)
+    width, height = pictures[0].size
+    size = codec.image_size
+    known = full_mask(chosen, width, height) if task == "inpaint" else None
+    observed = torch.stack([model_space_image(p, task, chosen, size) for p in pictures])
+    problem = make_problem(task, observed, chosen, model_space_mask(known, size) if known is not None else None,
+                           blur_sigma=chosen.blur_sigma * size / min(width, height))
     restored = solve(codec.generator, codec.encoder, problem, method, [seed] * len(pictures), options, progress)
-    return [finish(p, x, task, chosen) for p, x in zip(pictures, restored)]
-
+    return [finish(p, x, task, chosen, known) for p, x in zip(pictures, restored)]
