@@ -5,7 +5,7 @@
 Presets: table1, table2, figure6, rd (see bench/presets.py); `run --codecs ge,webp` runs chosen codecs;
 `restore` runs the restoration benchmark (bench/restoration.py, `python -m bench restore -h`).
 Writes into --out (default bench/results/PRESET/): CODEC.json (CompressAI's layout), table.md, rd-psnr.png,
-rd-mse.png and grid.png. The per-image records (resumable) and the decodes kept for the grid go to --store
+rd-mse.png and grid.png (figure6 also mse-vs-m.png). The per-image records (resumable) and the decodes kept for the grid go to --store
 (default: --out); presets given the same --store measure the settings they share once. A codec that fails is reported on one line and the
 run goes on with the others; the exit status is then 1.
 """
@@ -22,7 +22,7 @@ import torch
 from bench import restoration
 from bench.codecs import BenchCodec, find_bundles, make_codecs
 from bench.harness import Records, check_store, generator_floor, run_codec, setting_key
-from bench.plots import rd_plot, reconstruction_grid
+from bench.plots import measurements_plot, rd_plot, reconstruction_grid
 from bench.presets import GRID_ROWS, PRESETS, Preset, everything
 from bench.report import compressai_json, markdown_table, summarise, write_json
 from gecodec.codec import resolve_device
@@ -88,7 +88,7 @@ def run_preset(preset: Preset, codecs: dict[str, BenchCodec], images: torch.Tens
 
 
 def write_reports(records: dict[str, Records], codecs: dict[str, BenchCodec], out: Path, title: str,
-                  floor: Records | None) -> str:
+                  floor: Records | None, by_m: bool = False) -> str:
     summaries = {name: summarise(r) for name, r in records.items() if r.done}
     for name, rows in summaries.items():
         write_json(out / f"{name}.json", compressai_json(name, codecs[name].description, rows))
@@ -97,6 +97,8 @@ def write_reports(records: dict[str, Records], codecs: dict[str, BenchCodec], ou
     (out / "table.md").write_text(table)
     for metric in ("psnr", "mse"):
         rd_plot(summaries, metric, out / f"rd-{metric}.png", floor_row, title)
+    if by_m and "ge" in summaries:
+        measurements_plot(summaries["ge"], out / "mse-vs-m.png", title)
     return table
 
 
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         floor = generator_floor(bundles[0].generator, images, names, store, SearchOptions(**search), args.batch_size, args.keep,
                                 describe_hardware(device))
     title = f"{args.preset}: {len(images)} images from {args.data}"
-    print(write_reports(records, codecs, out, title, floor))
+    print(write_reports(records, codecs, out, title, floor, preset.by_m))
     if preset.generated and "ge" in codecs:
         generated_run(codecs["ge"], bundles, preset, out / "generated", store / "generated", args, device)
     write_grid(out, store, images, records | ({"floor": floor} if floor is not None else {}), args.keep)

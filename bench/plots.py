@@ -58,6 +58,25 @@ def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floor: di
     plt.close(fig)
 
 
+def measurements_plot(rows: list[dict], path: Path, title: str = "") -> None:
+    """The GE paper's Figure 6: MSE against the number of measurements m, one point per setting (model)."""
+    rows = sorted(rows, key=lambda r: r["setting"]["m"])
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    ms = [r["setting"]["m"] for r in rows]
+    ax.errorbar(ms, [r["mse"] for r in rows], yerr=[r["mse_ci95"] for r in rows], marker="o", capsize=3)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("measurements m")
+    ax.set_ylabel("MSE, pixels in [-1, 1]")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def reconstruction_grid(rows: list[tuple[str, np.ndarray]], path: Path, label_width: int = 150) -> None:
     """Rows of uint8 images (N, H, W, 3), each with its label on the left, in one PNG."""
     columns = max(len(images) for _, images in rows)

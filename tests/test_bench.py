@@ -7,25 +7,37 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from bench.__main__ import main
 from gecodec.bundle import Bundle, save_bundle
-from gecodec.models import Encoder, EncoderConfig, Generator, GeneratorConfig
+from gecodec.models import BeganDiscriminator, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 
 from conftest import face_like
 
 FAST = ["--size", "16", "--iters", "2", "--restarts", "1", "--bits", "8", "--batch-size", "4", "--keep", "3"]
 
 
+def tiny_bundles(folder: Path, encoders: dict[str, torch.nn.Module]) -> list[str]:
+    """Bundle files of tiny random 16x16 models, one per named encoder, all sharing one G."""
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(16, 8, 4)).eval()
+    paths = []
+    for name, encoder in encoders.items():
+        m = encoder.config.m
+        save_bundle(Bundle(name, generator, encoder.eval(), -torch.ones(m), torch.ones(m)), folder / f"{name}.safetensors")
+        paths.append(str(folder / f"{name}.safetensors"))
+    return paths
+
+
+def ge1(m: int) -> Encoder:
+    return Encoder(EncoderConfig(16, m, 2, 2))
+
+
 @pytest.fixture(scope="module")
 def m128(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny random 16x16 model with the paper's m = 128, which the presets ask for."""
-    torch.manual_seed(0)
-    bundle = Bundle("tiny-m128", Generator(GeneratorConfig(16, 8, 4)).eval(), Encoder(EncoderConfig(16, 128, 2, 2)).eval(),
-                    -torch.ones(128), torch.ones(128))
-    path = tmp_path_factory.mktemp("models") / "tiny-m128.safetensors"
-    save_bundle(bundle, path)
-    return str(path)
+    return tiny_bundles(tmp_path_factory.mktemp("models"), {"tiny-m128": ge1(128)})[0]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +118,26 @@ def test_table1_runs_lasso_csgm_and_ge_at_the_papers_settings(faces: Path, tmp_p
     table = (tmp_path / "table.md").read_text()
     assert "| lasso-dct | model=tiny-m128,m=500,bits=8,basis=dct |" in table
     assert "| csgm | model=tiny-m128,m=128,bits=8 |" in table and "| ge | model=tiny-m128,m=128,bits=8 |" in table
+
+
+def test_table1_puts_ge0_and_ge1_of_one_g_side_by_side_in_table_and_grid(faces: Path, tmp_path: Path):
+    ge0 = BeganDiscriminator(DiscriminatorConfig(16, 128, 2)).encoder  # the paper's GE0: half of a BEGAN D
+    models = tiny_bundles(tmp_path, {"tiny-ge0": ge0, "tiny-ge1": ge1(128)})
+    assert main(["table1", "--data", str(faces), "--out", str(tmp_path / "out"), "--models", *models, *FAST]) == 0
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| ge | model=tiny-ge0,m=128,bits=8 | 3 |" in table and "| ge | model=tiny-ge1,m=128,bits=8 | 3 |" in table
+    # Figure 4's rows: original, Lasso (dct), CSGM per model, GE0 and GE1, the floor; 16 px each.
+    with Image.open(tmp_path / "out" / "grid.png") as grid:
+        assert grid.size[1] == 16 * (1 + 1 + 2 + 2 + 1)
+
+
+def test_figure6_runs_ge_at_each_m_and_plots_mse_against_m(faces: Path, tmp_path: Path):
+    models = tiny_bundles(tmp_path, {f"tiny-m{m}": ge1(m) for m in (64, 128, 256)})
+    assert main(["figure6", "--data", str(faces), "--out", str(tmp_path / "out"), "--models", *models, *FAST]) == 0
+    ge = json.loads((tmp_path / "out" / "ge.json").read_text())
+    assert [s["m"] for s in ge["settings"]] == [64, 128, 256]  # sorted by rate, which grows with m
+    assert ge["results"]["bpp"] == sorted(ge["results"]["bpp"]) and ge["results"]["bpp"][0] < ge["results"]["bpp"][2]
+    assert (tmp_path / "out" / "mse-vs-m.png").stat().st_size > 1000
 
 
 def test_a_preset_whose_settings_no_model_has_says_so(faces: Path, tmp_path: Path, capsys):
