@@ -98,7 +98,7 @@ def write_reports(records: dict[str, Records], codecs: dict[str, BenchCodec], ou
     for metric in ("psnr", "mse"):
         rd_plot(summaries, metric, out / f"rd-{metric}.png", floor_row, title)
     if by_m and "ge" in summaries:
-        measurements_plot(summaries["ge"], out / "mse-vs-m.png", title)
+        measurements_plot(summaries["ge"], out / "mse-vs-m.png", floor_row, title)
     return table
 
 
@@ -107,7 +107,7 @@ def write_grid(out: Path, store: Path, images: torch.Tensor, records: dict[str, 
     rows = [("original", tensor_to_pixels(images[:keep]))]
     for name, wanted in GRID_ROWS.items():
         settings = {setting_key(r["setting"]): r["setting"] for r in records[name].done.values()} if name in records else {}
-        for key, setting in sorted(settings.items()):
+        for key, setting in sorted(settings.items(), key=lambda item: (item[1].get("m", 0), item[0])):
             path = store / "decoded" / name / f"{key}.npy"
             if wanted(setting) and path.exists():
                 label = " ".join(str(v) for k, v in setting.items() if k not in ("bits", "reference"))

@@ -58,12 +58,16 @@ def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floor: di
     plt.close(fig)
 
 
-def measurements_plot(rows: list[dict], path: Path, title: str = "") -> None:
-    """The GE paper's Figure 6: MSE against the number of measurements m, one point per setting (model)."""
+def measurements_plot(rows: list[dict], path: Path, floor: dict | None = None, title: str = "") -> None:
+    """The GE paper's Figure 6: MSE against the number of measurements m, one point per setting (model),
+    with the generator's floor as a line."""
     rows = sorted(rows, key=lambda r: r["setting"]["m"])
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     ms = [r["setting"]["m"] for r in rows]
-    ax.errorbar(ms, [r["mse"] for r in rows], yerr=[r["mse_ci95"] for r in rows], marker="o", capsize=3)
+    ax.errorbar(ms, [r["mse"] for r in rows], yerr=[r["mse_ci95"] for r in rows], marker="o", capsize=3, label="GE")
+    if floor is not None:
+        ax.axhline(floor["mse"], color="black", linestyle="--", linewidth=1, label="generator floor")
+        ax.legend(fontsize=8)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.xaxis.set_minor_formatter(NullFormatter())
