@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from bench.lasso_dct import BASES, lasso_dct_decode
-from gecodec.bundle import Bundle, available_bundles, load_bundle, load_model
+from gecodec.bundle import Bundle, available_bundles, load_bundle, load_model, tensors_digest
 from gecodec.codec import Codec as GecCodec
 from gecodec.errors import GecError
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
@@ -126,13 +126,22 @@ class AeCodec(GeCodec):
             return codec.bundle.ae_decoder(values).clamp(-1, 1)
 
 
+def one_per_generator(bundles: list[Bundle]) -> list[Bundle]:
+    """The first bundle of each distinct G. CSGM uses G alone, so bundles that share one (GE0 and GE1 of one
+    GAN, figure6's encoders) would repeat the same searches."""
+    kept: dict[str, Bundle] = {}
+    for bundle in bundles:
+        kept.setdefault(tensors_digest(bundle.generator.state_dict()), bundle)
+    return list(kept.values())
+
+
 class CsgmCodec(GenerativeCodec):
     name = "csgm"
     description = "CSGM (Bora et al. 2017): Gaussian measurements A x, decoded by latent search with the same G"
 
     def __init__(self, bundles: list[Bundle], bits: tuple[int, ...], device: str | None, search: Setting,
                  counts: tuple[int, ...] = (500, 1000)) -> None:
-        super().__init__(bundles, bits, device, search)
+        super().__init__(one_per_generator(bundles), bits, device, search)
         self.counts = counts
 
     def settings(self) -> list[Setting]:

@@ -126,9 +126,10 @@ def test_table1_puts_ge0_and_ge1_of_one_g_side_by_side_in_table_and_grid(faces: 
     assert main(["table1", "--data", str(faces), "--out", str(tmp_path / "out"), "--models", *models, *FAST]) == 0
     table = (tmp_path / "out" / "table.md").read_text()
     assert "| ge | model=tiny-ge0,m=128,bits=8 | 3 |" in table and "| ge | model=tiny-ge1,m=128,bits=8 | 3 |" in table
-    # Figure 4's rows: original, Lasso (dct), CSGM per model, GE0 and GE1, the floor; 16 px each.
+    assert table.count("| csgm |") == 1  # CSGM depends on G alone: measured once for the two bundles
+    # Figure 4's rows: original, Lasso (dct), CSGM, GE0 and GE1, the floor; 16 px each.
     with Image.open(tmp_path / "out" / "grid.png") as grid:
-        assert grid.size[1] == 16 * (1 + 1 + 2 + 2 + 1)
+        assert grid.size[1] == 16 * (1 + 1 + 1 + 2 + 1)
 
 
 def test_figure6_runs_ge_at_each_m_and_plots_mse_against_m(faces: Path, tmp_path: Path):
