@@ -5,9 +5,10 @@
 Presets: table1, table2, figure6, rd (see bench/presets.py); `run --codecs ge,webp` runs chosen codecs;
 `restore` runs the restoration benchmark (bench/restoration.py, `python -m bench restore -h`).
 Writes into --out (default bench/results/PRESET/): CODEC.json (CompressAI's layout), table.md, rd-psnr.png,
-rd-mse.png and grid.png (figure6 also mse-vs-m.png). The per-image records (resumable) and the decodes kept for the grid go to --store
-(default: --out); presets given the same --store measure the settings they share once. A codec that fails is reported on one line and the
-run goes on with the others; the exit status is then 1.
+rd-mse.png and grid.png (figure6 also mse-vs-m.png). The per-image records (resumable) and the decodes kept
+for the grid go to --store (default: --out); presets given the same --store measure the settings they share
+once. A codec that fails is reported on one line and the run goes on with the others; the exit status is
+then 1.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 import torch
 
 from bench import restoration
-from bench.codecs import BenchCodec, find_bundles, make_codecs
-from bench.harness import Records, check_store, generator_floor, run_codec, setting_key
+from bench.codecs import BenchCodec, find_bundles, make_codecs, one_per_generator
+from bench.harness import Records, check_store, generator_floors, run_codec, setting_key
 from bench.plots import measurements_plot, rd_plot, reconstruction_grid
 from bench.presets import GRID_ROWS, PRESETS, Preset, everything
 from bench.report import compressai_json, markdown_table, summarise, write_json
@@ -92,13 +93,13 @@ def write_reports(records: dict[str, Records], codecs: dict[str, BenchCodec], ou
     summaries = {name: summarise(r) for name, r in records.items() if r.done}
     for name, rows in summaries.items():
         write_json(out / f"{name}.json", compressai_json(name, codecs[name].description, rows))
-    floor_row = summarise(floor)[0] if floor is not None and floor.done else None
-    table = markdown_table(summaries | ({"floor": [floor_row]} if floor_row else {}))
+    floors = summarise(floor) if floor is not None else []  # one row per distinct G
+    table = markdown_table(summaries | ({"floor": floors} if floors else {}))
     (out / "table.md").write_text(table)
     for metric in ("psnr", "mse"):
-        rd_plot(summaries, metric, out / f"rd-{metric}.png", floor_row, title)
+        rd_plot(summaries, metric, out / f"rd-{metric}.png", floors, title)
     if by_m and "ge" in summaries:
-        measurements_plot(summaries["ge"], out / "mse-vs-m.png", floor_row, title)
+        measurements_plot(summaries["ge"], out / "mse-vs-m.png", floors, title)
     return table
 
 
@@ -143,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     records, ok = run_preset(preset, codecs, images, names, store, args, device)
     floor = None
     if preset.floor and bundles:
-        floor = generator_floor(bundles[0].generator, images, names, store, SearchOptions(**search), args.batch_size, args.keep,
-                                describe_hardware(device))
+        generators = {bundle.name: bundle.generator for bundle in one_per_generator(bundles)}
+        floor = generator_floors(generators, images, names, store, SearchOptions(**search), args.batch_size, args.keep,
+                                 device, describe_hardware(device))
     title = f"{args.preset}: {len(images)} images from {args.data}"
     print(write_reports(records, codecs, out, title, floor, preset.by_m))
     if preset.generated and "ge" in codecs:

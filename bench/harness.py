@@ -128,24 +128,27 @@ def save_decodes(path: Path, decoded: torch.Tensor) -> None:
     np.save(path, tensor_to_pixels(decoded))
 
 
-def generator_floor(generator: torch.nn.Module, images: torch.Tensor, names: list[str], store: Path,
-                    options: SearchOptions, batch_size: int = 32, keep: int = 8, device_name: str = "cpu") -> Records:
-    """The reference that is not a codec: per image, the best pixel-space fit min_z ||G(z) - x||^2.
+def generator_floors(generators: dict[str, torch.nn.Module], images: torch.Tensor, names: list[str], store: Path,
+                     options: SearchOptions, batch_size: int = 32, keep: int = 8, device: torch.device | None = None,
+                     device_name: str = "cpu") -> Records:
+    """The reference that is not a codec: per image, the best pixel-space fit min_z ||G(z) - x||^2, for the G
+    of each named bundle.
 
-    No measurement scheme can do better with this G, so it shows how much of GE's error G itself causes.
+    No measurement scheme can do better with that G, so it shows how much of GE's error G itself causes.
     """
     records = Records(store / "records" / "floor.jsonl")
-    setting: Setting = {"reference": "generator floor"}
-    starts = [s for s in range(0, len(images), batch_size)
-              if any((setting_key(setting), n) not in records.done for n in names[s : s + batch_size])]
-    for start in tqdm(starts, desc="floor", unit="batch", disable=not starts or None):
+    settings: list[Setting] = [{"reference": "generator floor", "model": model} for model in generators]
+    todo = [(setting, generator, start) for setting, generator in zip(settings, generators.values())
+            for start in range(0, len(images), batch_size)
+            if any((setting_key(setting), n) not in records.done for n in names[start : start + batch_size])]
+    for setting, generator, start in tqdm(todo, desc="floor", unit="batch", disable=not todo or None):
         batch, batch_names = images[start : start + batch_size], names[start : start + batch_size]
         seeds = list(range(start, start + len(batch)))
-        seconds, decoded = timed(next(generator.parameters()).device, pixel_fit, generator, batch, seeds, options)
+        seconds, decoded = timed(device, pixel_fit, generator.to(device), batch, seeds, options)
         figures = distortion(decoded, batch)
         records.add([{"setting": setting, "image": name, "bytes": None, "bpp": None,
                       **{k: v[i] for k, v in figures.items()}, "encode_s": None,
                       "decode_s": seconds / len(batch), "device": device_name} for i, name in enumerate(batch_names)])
         if start == 0:
             save_decodes(store / "decoded" / "floor" / f"{setting_key(setting)}.npy", decoded[:keep])
-    return records.only([setting], names)
+    return records.only(settings, names)

@@ -3,6 +3,7 @@ grids laid out like the GE paper's Figure 4 (one row per method, one column per 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -25,9 +26,16 @@ def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floor: dict | None = None,
+def floor_lines(ax: plt.Axes, floors: Sequence[dict], metric: str) -> None:
+    """The generator floor of each G as a horizontal line, named by its bundle when there are several."""
+    for i, floor in enumerate(floors):
+        label = "generator floor: min_z ||G(z) - x||²" + (f" ({floor['setting']['model']})" if len(floors) > 1 else "")
+        ax.axhline(floor[metric], color="black", linestyle=["--", ":", "-."][i % 3], linewidth=1, label=label)
+
+
+def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floors: Sequence[dict] = (),
             title: str = "") -> None:
-    """One PNG: ``metric`` ("psnr" or "mse") against bpp for every codec, with the generator floor as a line."""
+    """One PNG: ``metric`` ("psnr" or "mse") against bpp for every codec, with the generator floors as lines."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     curves = [(f"{name} ({label})" if label else name, group) for name, rows in summaries.items()
               for label, group in curve_groups([r for r in rows if r["bpp"] is not None]).items()]
@@ -37,9 +45,7 @@ def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floor: di
         ax.errorbar([r["bpp"] for r in group], [r[metric] for r in group], yerr=[r[f"{metric}_ci95"] for r in group],
                     color=colours[i % len(colours)], marker="osD^v"[i // len(colours) % 5], markersize=3, capsize=2,
                     label=label)
-    if floor is not None and floor.get(metric) is not None:
-        ax.axhline(floor[metric], color="black", linestyle="--", linewidth=1,
-                   label="generator floor: min_z ||G(z) - x||²")
+    floor_lines(ax, floors, metric)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -58,16 +64,15 @@ def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floor: di
     plt.close(fig)
 
 
-def measurements_plot(rows: list[dict], path: Path, floor: dict | None = None, title: str = "") -> None:
+def measurements_plot(rows: list[dict], path: Path, floors: Sequence[dict] = (), title: str = "") -> None:
     """The GE paper's Figure 6: MSE against the number of measurements m, one point per setting (model),
-    with the generator's floor as a line."""
+    with the generator floors as lines."""
     rows = sorted(rows, key=lambda r: r["setting"]["m"])
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     ms = [r["setting"]["m"] for r in rows]
     ax.errorbar(ms, [r["mse"] for r in rows], yerr=[r["mse_ci95"] for r in rows], marker="o", capsize=3, label="GE")
-    if floor is not None:
-        ax.axhline(floor["mse"], color="black", linestyle="--", linewidth=1, label="generator floor")
-        ax.legend(fontsize=8)
+    floor_lines(ax, floors, "mse")
+    ax.legend(fontsize=7)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.xaxis.set_minor_formatter(NullFormatter())

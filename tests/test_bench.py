@@ -18,9 +18,9 @@ from conftest import face_like
 FAST = ["--size", "16", "--iters", "2", "--restarts", "1", "--bits", "8", "--batch-size", "4", "--keep", "3"]
 
 
-def tiny_bundles(folder: Path, encoders: dict[str, torch.nn.Module]) -> list[str]:
+def tiny_bundles(folder: Path, encoders: dict[str, torch.nn.Module], seed: int = 0) -> list[str]:
     """Bundle files of tiny random 16x16 models, one per named encoder, all sharing one G."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     generator = Generator(GeneratorConfig(16, 8, 4)).eval()
     paths = []
     for name, encoder in encoders.items():
@@ -130,6 +130,18 @@ def test_table1_puts_ge0_and_ge1_of_one_g_side_by_side_in_table_and_grid(faces: 
     # Figure 4's rows: original, Lasso (dct), CSGM, GE0 and GE1, the floor; 16 px each.
     with Image.open(tmp_path / "out" / "grid.png") as grid:
         assert grid.size[1] == 16 * (1 + 1 + 1 + 2 + 1)
+
+
+def test_each_distinct_generator_gets_its_own_floor_row(faces: Path, tmp_path: Path):
+    models = tiny_bundles(tmp_path, {"tiny-a": ge1(8)}, seed=1) + tiny_bundles(tmp_path, {"tiny-b": ge1(8)}, seed=2)
+    store = ["--store", str(tmp_path / "store"), *FAST]
+    assert main(["run", "--codecs", "webp", "--data", str(faces), "--out", str(tmp_path / "ab"), "--models", *models, *store]) == 0
+    table = (tmp_path / "ab" / "table.md").read_text()
+    a, b = (next(line for line in table.splitlines() if f"model=tiny-{x} |" in line) for x in "ab")
+    assert a.startswith("| floor | reference=generator floor,") and a.split("|")[6] != b.split("|")[6]  # PSNRs differ
+    # The store keys the floor by model, so a run with only tiny-b reuses b's floor, not a's.
+    assert main(["run", "--codecs", "webp", "--data", str(faces), "--out", str(tmp_path / "b"), "--models", models[1], *store]) == 0
+    assert b in (tmp_path / "b" / "table.md").read_text() and "tiny-a" not in (tmp_path / "b" / "table.md").read_text()
 
 
 def test_figure6_runs_ge_at_each_m_and_plots_mse_against_m(faces: Path, tmp_path: Path):
