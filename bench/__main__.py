@@ -103,7 +103,8 @@ def write_reports(records: dict[str, Records], codecs: dict[str, BenchCodec], ou
     return table
 
 
-def write_grid(out: Path, store: Path, images: torch.Tensor, records: dict[str, Records], keep: int) -> None:
+def write_grid(out: Path, store: Path, images: torch.Tensor, records: dict[str, Records],
+               codecs: dict[str, BenchCodec], keep: int) -> None:
     """Figure 4's layout: the originals, then one row per method (GRID_ROWS) whose first decodes were kept."""
     rows = [("original", tensor_to_pixels(images[:keep]))]
     for name, wanted in GRID_ROWS.items():
@@ -111,9 +112,9 @@ def write_grid(out: Path, store: Path, images: torch.Tensor, records: dict[str, 
         for key, setting in sorted(settings.items(), key=lambda item: (item[1].get("m", 0), item[0])):
             path = store / "decoded" / name / f"{key}.npy"
             if wanted(setting) and path.exists():
-                label = " ".join(str(v) for k, v in setting.items() if k not in ("bits", "reference"))
-                rows.append((f"{name} {label}"[:40], np.load(path)))
-    reconstruction_grid(rows, out / "grid.png", label_width=230)
+                label = codecs[name].label(setting) if name in codecs else f"{name} ({setting['model']})"
+                rows.append((label[:44], np.load(path)))
+    reconstruction_grid(rows, out / "grid.png", label_width=250)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(write_reports(records, codecs, out, title, floor, preset.by_m))
     if preset.generated and "ge" in codecs:
         generated_run(codecs["ge"], bundles, preset, out / "generated", store / "generated", args, device)
-    write_grid(out, store, images, records | ({"floor": floor} if floor is not None else {}), args.keep)
+    write_grid(out, store, images, records | ({"floor": floor} if floor is not None else {}), codecs, args.keep)
     print(f"results in {out}")
     return 0 if ok and not unknown else 1
 

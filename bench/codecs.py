@@ -41,6 +41,10 @@ class BenchCodec:
         """None if the codec handles images of this size, else why not (one line)."""
         return None
 
+    def label(self, setting: Setting) -> str:
+        """A short name for one setting, for the figures."""
+        return " ".join([self.name, *(f"{k}={v}" for k, v in setting.items() if k != "model")])
+
 
 class PillowCodec(BenchCodec):
     """A classical codec through Pillow, swept over its quality range."""
@@ -91,6 +95,9 @@ class GenerativeCodec(BenchCodec):
             return f"no model for {image_size}x{image_size} images"
         return None
 
+    def label(self, setting: Setting) -> str:
+        return f"{super().label(setting)} ({setting['model']})"
+
     def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
         """The latent search of gecodec's decoder, whatever the measurements."""
         return self.codec(setting).decode_batch(files, **self.search)
@@ -111,6 +118,10 @@ class GeCodec(GenerativeCodec):
     def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
         return self.codec(setting).encode_batch(images, bits=setting["bits"])
 
+    def label(self, setting: Setting) -> str:
+        kind = self.bundles[setting["model"]].encoder_kind.upper()  # the paper's GE0 or GE1
+        return f"{kind} m={setting['m']} bits={setting['bits']} ({setting['model']})"
+
 
 class AeCodec(GeCodec):
     name = "ae"
@@ -118,6 +129,9 @@ class AeCodec(GeCodec):
 
     def __init__(self, bundles: list[Bundle], *args: Any) -> None:
         super().__init__([b for b in bundles if b.ae_decoder is not None], *args)
+
+    def label(self, setting: Setting) -> str:
+        return GenerativeCodec.label(self, setting)  # not GE's: the search is what this codec leaves out
 
     def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
         codec = self.codec(setting)
@@ -165,6 +179,9 @@ class LassoDctCodec(CsgmCodec):
     def settings(self) -> list[Setting]:
         return [{"model": name, "m": m, "bits": bits, "basis": basis} for name, b in self.bundles.items()
                 for m in self.counts if m <= pixel_values(b) for bits in self.bits for basis in BASES]
+
+    def label(self, setting: Setting) -> str:
+        return BenchCodec.label(self, setting)  # its model only names the id in the files' header
 
     def decode(self, files: list[bytes], setting: Setting) -> torch.Tensor:
         codec = self.codec(setting)

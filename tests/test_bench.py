@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from bench.__main__ import main
-from gecodec.bundle import Bundle, save_bundle
+from bench.codecs import make_codecs
+from gecodec.bundle import Bundle, load_bundle, save_bundle
 from gecodec.models import BeganDiscriminator, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 
 from conftest import face_like
@@ -130,6 +131,9 @@ def test_table1_puts_ge0_and_ge1_of_one_g_side_by_side_in_table_and_grid(faces: 
     # Figure 4's rows: original, Lasso (dct), CSGM, GE0 and GE1, the floor; 16 px each.
     with Image.open(tmp_path / "out" / "grid.png") as grid:
         assert grid.size[1] == 16 * (1 + 1 + 1 + 2 + 1)
+    codecs, _ = make_codecs(["ge"], [load_bundle(Path(p)) for p in models], (8,), "cpu", {})
+    labels = [codecs["ge"].label(s) for s in codecs["ge"].settings()]  # the grid's row names
+    assert labels == ["GE0 m=128 bits=8 (tiny-ge0)", "GE1 m=128 bits=8 (tiny-ge1)"]
 
 
 def test_each_distinct_generator_gets_its_own_floor_row(faces: Path, tmp_path: Path):
