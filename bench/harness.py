@@ -92,10 +92,12 @@ class Records:
 
     def add(self, records: list[dict]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
-                self.done[(setting_key(record["setting"]), record["image"])] = record
+        text = "".join(json.dumps(record) + "\n" for record in records)
+        # One unbuffered append: runs that share a store (two processes on one CPU) cannot interleave lines.
+        with self.path.open("ab", buffering=0) as handle:
+            handle.write(text.encode())
+        for record in records:
+            self.done[(setting_key(record["setting"]), record["image"])] = record
 
 
 def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], store: Path, batch_size: int = 32,
