@@ -37,14 +37,15 @@ def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floors: S
             title: str = "") -> None:
     """One PNG: ``metric`` ("psnr" or "mse") against bpp for every codec, with the generator floors as lines."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    curves = [(f"{name} ({label})" if label else name, group) for name, rows in summaries.items()
-              for label, group in curve_groups([r for r in rows if r["bpp"] is not None]).items()]
     colours = plt.get_cmap("tab10").colors
-    for i, (label, group) in enumerate(curves):  # a colour each, and another marker once colours repeat
-        group = sorted(group, key=lambda r: r["bpp"])
-        ax.errorbar([r["bpp"] for r in group], [r[metric] for r in group], yerr=[r[f"{metric}_ci95"] for r in group],
-                    color=colours[i % len(colours)], marker="osD^v"[i // len(colours) % 5], markersize=3, capsize=2,
-                    label=label)
+    for c, (name, rows) in enumerate(summaries.items()):  # a colour per codec; a line style per model within it
+        groups = curve_groups([r for r in rows if r["bpp"] is not None])
+        for k, (label, group) in enumerate(groups.items()):
+            group = sorted(group, key=lambda r: r["bpp"])
+            ax.errorbar([r["bpp"] for r in group], [r[metric] for r in group],
+                        yerr=[r[f"{metric}_ci95"] for r in group], color=colours[c % len(colours)],
+                        linestyle=["-", "--", ":", "-."][k % 4], marker="os^Dv"[k % 5], markersize=3, capsize=2,
+                        label=f"{name} ({label})" if label else name)
     floor_lines(ax, floors, metric)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
