@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(rows[-1], flush=True)
     oracle = {k: best_k_term_mse(x, k) for k in (args.m // 4, args.m // 2, args.m)}
     write_json(args.out, {"images": len(x), "m": args.m, "lasso": rows, "best_k_term_dct": oracle})
-    print(f"best k-term DCT approximation (knows x): " + ", ".join(f"k = {k}: {v:.4f}" for k, v in oracle.items()))
+    print("best k-term DCT approximation (knows x): " + ", ".join(f"k = {k}: {v:.4f}" for k, v in oracle.items()))
     print(f"wrote {args.out}")
 
 
