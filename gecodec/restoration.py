@@ -13,7 +13,6 @@ objective went through it. Inpainting keeps the known pixels and fills the missi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
