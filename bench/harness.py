@@ -21,6 +21,7 @@ from tqdm import tqdm
 from bench.codecs import BenchCodec, Setting
 from bench.quality import ms_ssim, ms_ssim_supported, ssim
 from gecodec.errors import GecError
+from gecodec.fileio import write_bytes_atomic
 from gecodec.imageio import tensor_to_pixels
 from gecodec.metrics import mse, psnr_8bit
 from gecodec.search import SearchOptions, pixel_fit
@@ -44,7 +45,7 @@ def check_store(store: Path, size: int, search: SearchOptions) -> None:
             raise GecError(f"{store}: its records were measured with {found}, not {conditions}; use another --store")
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(conditions) + "\n")
+        write_bytes_atomic(path, (json.dumps(conditions) + "\n").encode())
 
 
 def timed(device: torch.device | None, work: Callable[..., Any], *args: Any) -> tuple[float, Any]:
