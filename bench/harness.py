@@ -101,6 +101,14 @@ class Records:
             self.done[(setting_key(record["setting"]), record["image"])] = record
 
 
+def reference_records(setting: Setting, names: list[str], figures: dict[str, list[float | None]], seconds: float,
+                      device_name: str) -> list[dict]:
+    """Records of a batch from a method that writes no file (the generator floor, a restoration): no bytes,
+    and the batch's time shared out as decode time."""
+    return [{"setting": setting, "image": name, "bytes": None, "bpp": None, **{k: v[i] for k, v in figures.items()},
+             "encode_s": None, "decode_s": seconds / len(names), "device": device_name} for i, name in enumerate(names)]
+
+
 def run_codec(codec: BenchCodec, images: torch.Tensor, names: list[str], store: Path, batch_size: int = 32,
               keep: int = 8, device: torch.device | None = None, device_name: str = "cpu",
               settings: list[Setting] | None = None) -> Records:
@@ -148,10 +156,7 @@ def generator_floors(generators: dict[str, torch.nn.Module], images: torch.Tenso
         batch, batch_names = images[start : start + batch_size], names[start : start + batch_size]
         seeds = list(range(start, start + len(batch)))
         seconds, decoded = timed(device, pixel_fit, generator.to(device), batch, seeds, options)
-        figures = distortion(decoded, batch)
-        records.add([{"setting": setting, "image": name, "bytes": None, "bpp": None,
-                      **{k: v[i] for k, v in figures.items()}, "encode_s": None,
-                      "decode_s": seconds / len(batch), "device": device_name} for i, name in enumerate(batch_names)])
+        records.add(reference_records(setting, batch_names, distortion(decoded, batch), seconds, device_name))
         if start == 0:
             save_decodes(store / "decoded" / "floor" / f"{setting_key(setting)}.npy", decoded[:keep])
     return records.only(settings, names)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from skimage import restoration as skr
 
-from bench.harness import Records, check_store, distortion, save_decodes, setting_key, timed
+from bench.harness import Records, check_store, distortion, reference_records, save_decodes, setting_key, timed
 from bench.plots import reconstruction_grid
 from bench.report import format_cell, summarise
 from gecodec.bundle import load_model
@@ -135,10 +135,8 @@ def run_task(task: str, codec: Codec, images: torch.Tensor, names: list[str], st
         problem = make_problem(task, observe(task, batch, start, SETTINGS[task]), SETTINGS[task])
         for method in todo:
             seconds, restored = timed(codec.device, restore_with, method, task, problem, codec, options)
-            figures = distortion(restored, batch)
-            records.add([{"setting": {"method": method}, "image": name, "bytes": None, "bpp": None,
-                          **{k: v[i] for k, v in figures.items()}, "encode_s": None,
-                          "decode_s": seconds / len(batch), "device": device_name} for i, name in enumerate(batch_names)])
+            records.add(reference_records({"method": method}, batch_names, distortion(restored, batch), seconds,
+                                          device_name))
             if start == 0:
                 save_decodes(store / "decoded" / f"restore-{task}" / f"{method}.npy", restored[: args.keep])
         print(f"{task}: {min(start + args.batch_size, len(images))}/{len(images)} images", file=sys.stderr, flush=True)
