@@ -26,6 +26,13 @@ def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def floor_lines(ax: plt.Axes, floors: Sequence[dict], metric: str) -> None:
     """The generator floor of each G as a horizontal line, named by its bundle when there are several."""
     for i, floor in enumerate(floors):
@@ -59,10 +66,7 @@ def rd_plot(summaries: dict[str, list[dict]], metric: str, path: Path, floors: S
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def measurements_plot(rows: list[dict], path: Path, floors: Sequence[dict] = (), title: str = "") -> None:
@@ -81,10 +85,7 @@ def measurements_plot(rows: list[dict], path: Path, floors: Sequence[dict] = (),
     ax.set_ylabel("MSE, pixels in [-1, 1]")
     ax.grid(True, alpha=0.3)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def reconstruction_grid(rows: list[tuple[str, np.ndarray]], path: Path, label_width: int = 150) -> None:
