@@ -360,7 +360,7 @@ def restore(inputs: tuple[Path, ...], task: str, output: Path | None, method: st
     Each result goes next to its input as NAME.restored.EXT, into -o's file, or into -o's folder.
     """
     params = {"blur_sigma": blur_sigma, "factor": factor, "mask": mask, "box": box}
-    options = search_options(**{"iters": iters, "restarts": restarts, "lam": lam, "lr": lr})
+    options = search_options(iters=iters, restarts=restarts, lam=lam, lr=lr)
     task_params(params | {"sigma": sigma})  # a bad parameter or mask is one error before any work
     if mask is not None:
         open_image(mask)
