@@ -46,6 +46,13 @@ def face_like(width: int = 16, height: int = 16, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def face_folder(folder: Path, width: int = 16, height: int = 16, count: int = 3) -> Path:
+    """``folder`` holding ``count`` face_like PNGs, 0.png, 1.png, ..., each with its own seed."""
+    for i in range(count):
+        face_like(width, height, seed=i).save(folder / f"{i}.png")
+    return folder
+
+
 @pytest.fixture
 def image_file(tmp_path: Path) -> Path:
     path = tmp_path / "face.png"

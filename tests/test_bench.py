@@ -14,7 +14,7 @@ from bench.codecs import make_codecs
 from gecodec.bundle import Bundle, load_bundle, save_bundle
 from gecodec.models import BeganDiscriminator, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 
-from conftest import face_like
+from conftest import face_folder
 
 FAST = ["--size", "16", "--iters", "2", "--restarts", "1", "--bits", "8", "--batch-size", "4", "--keep", "3"]
 
@@ -43,10 +43,7 @@ def m128(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("faces")
-    for i in range(3):
-        face_like(24, 20, seed=i).save(folder / f"{i}.png")
-    return folder
+    return face_folder(tmp_path_factory.mktemp("faces"), 24, 20)
 
 
 def test_rd_preset_writes_compressai_json_table_plots_and_grid(faces: Path, tmp_path: Path):

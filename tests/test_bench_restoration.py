@@ -12,17 +12,14 @@ from bench.__main__ import main
 from bench.restoration import METHODS, SETTINGS, observe
 from gecodec.operators import Mask
 
-from conftest import face_like
+from conftest import face_folder
 
 FAST = ["--model", "tiny-test", "--iters", "2", "--restarts", "1", "--batch-size", "2", "--keep", "2"]
 
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("faces")
-    for i in range(3):
-        face_like(16, 16, seed=i).save(folder / f"{i}.png")
-    return folder
+    return face_folder(tmp_path_factory.mktemp("faces"), 16, 16)
 
 
 def test_every_task_and_method_is_scored_with_grids_and_the_run_resumes(faces: Path, tmp_path: Path):
