@@ -1,4 +1,4 @@
-"""Encode and decode time per image for a model at the default search settings, on CPU and on CUDA.
+"""Encode and decode time per image for a model at its own decode schedule, on CPU and on CUDA.
 
     python -m bench.speed --data ../shared/data/celeba64/val --n 8 --batch-sizes 1 8
 
@@ -13,6 +13,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
-    parser.add_argument("--iters", type=int, default=None, help="override the search iterations (default: 500)")
+    parser.add_argument("--iters", type=int, default=None, help="override the search iterations (default: the model's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     args = parser.parse_args(argv)
 
     bundle = load_model(args.model)
     images = to_float(load_images(args.data, bundle.image_size, limit=args.n))
-    options = SearchOptions() if args.iters is None else SearchOptions(iters=args.iters)
+    options = bundle.decode if args.iters is None else replace(bundle.decode, iters=args.iters)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows = []
     for device in devices:

@@ -1,9 +1,13 @@
-"""Regenerate the golden .gec files and the tiny model bundle they need. Run only on purpose:
+"""Write the golden .gec files and the tiny model bundles they need. Run only on purpose:
 
-    python formats/make_golden.py --force
+    python formats/make_golden.py            # writes only the sets that are not there yet
+    python formats/make_golden.py --force    # rewrites every set
 
 Golden files are a compatibility contract: tests decode them on every run, so once committed they are
 never regenerated unless the format version changes (then add new files and keep the old ones).
+
+Sets: the tiny GE1 bundle's files (expected.json), a tiny joint bundle's file (expected-joint.json), and a
+file made with the shipped default model of 2026-11, celeba64-default id 93851b1c (expected-default-v2.json).
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ import numpy as np
 import torch
 
 from gecodec import container
-from gecodec.bundle import Bundle, load_bundle, save_bundle
+from gecodec.bundle import Bundle, load_bundle, load_model, save_bundle
 from gecodec.codec import Codec
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
 from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator, GeneratorConfig
+from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.quantize import unpack_bits
+from gecodec.search import SearchOptions
 
 HERE = Path(__file__).parent / "golden"
 TINY_BUNDLE = HERE / "tiny-test.safetensors"
+TINY_JOINT_BUNDLE = HERE / "tiny-joint-test.safetensors"
 
 # (file name, encode options, original size, decoder hints)
 CASES = [
@@ -54,27 +61,36 @@ def make_tiny_bundle(seed: int = 0) -> Bundle:
     )
 
 
-def test_image(index: int) -> torch.Tensor:
-    """A deterministic 16x16 picture: smooth colour ramps, different per case."""
-    yy, xx = np.mgrid[0:16, 0:16].astype(np.float64)
+def test_image(index: int, size: int = 16) -> torch.Tensor:
+    """A deterministic picture (16x16 for the tiny bundles): smooth colour ramps, different per case."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) * 16 / size
     pixels = np.stack([(xx * 15 + index * 40) % 256, yy * 15, (xx + yy) * 7 + index * 20], axis=-1) % 256
     return pixels_to_tensor(pixels.astype(np.uint8))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--force", action="store_true", help="overwrite the committed golden files")
-    args = parser.parse_args()
-    if TINY_BUNDLE.exists() and not args.force:
-        parser.error(f"{TINY_BUNDLE} exists; golden files are a contract: pass --force only on purpose")
-    HERE.mkdir(parents=True, exist_ok=True)
-    save_bundle(make_tiny_bundle(), TINY_BUNDLE)
-    bundle = load_bundle(TINY_BUNDLE)
+def make_tiny_joint_bundle(seed: int = 1) -> Bundle:
+    """A 16x16 joint model with random weights (DCGAN-style G, a learned-start solver, a short Adam schedule)."""
+    torch.manual_seed(seed)
+    generator = Generator(GeneratorConfig(image_size=16, latent_dim=8, channels=8, arch="dcgan")).eval()
+    encoder = Encoder(EncoderConfig(image_size=16, m=16, depth=2, filters=4)).eval()
+    solver = LatentSolver(SolverConfig(m=16, latent_dim=8, steps=2, init="learned", hidden=16)).eval()
+    with torch.no_grad():
+        outputs = encoder(torch.rand(256, 3, 16, 16) * 2 - 1)
+    return Bundle(
+        name="tiny-joint-test", generator=generator, encoder=encoder,
+        calibration_lo=outputs.min(0).values, calibration_hi=outputs.max(0).values,
+        card={"summary": "untrained random weights, 16x16: a test fixture for joint bundles"},
+        solver=solver, decode=SearchOptions(iters=5, restarts=1, lr=0.05),
+    )
+
+
+def write_set(expected_name: str, bundle: Bundle, bundle_file: str | None, cases: list, hints: dict) -> None:
+    """Encode each case's picture, write the .gec file, its decoded pixels, and what a reader must find in it."""
     codec = Codec(bundle, "cpu")
-    expected = {"bundle": TINY_BUNDLE.name, "bundle_sha256": bundle.sha256, "files": {}}
-    for index, (name, options, original_size) in enumerate(CASES):
-        x = test_image(index).unsqueeze(0)
-        data = codec.encode_batch(x, original_sizes=[original_size], hints=HINTS, **options)[0]
+    expected = {"bundle": bundle_file or bundle.name, "bundle_sha256": bundle.sha256, "files": {}}
+    for index, (name, options, original_size) in enumerate(cases):
+        x = test_image(index, bundle.image_size).unsqueeze(0)
+        data = codec.encode_batch(x, original_sizes=[original_size], hints=hints, **options)[0]
         (HERE / name).write_bytes(data)
         header, payload = container.read(data)
         count = header.count or bundle.m
@@ -87,8 +103,26 @@ def main() -> None:
                        "value_range": header.value_range, "hints": header.hints},
             "values": unpack_bits(payload, count, header.bits).tolist(),
         }
-    (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
-    print(f"wrote {len(CASES)} golden files and {TINY_BUNDLE.name} to {HERE}")
+    (HERE / expected_name).write_text(json.dumps(expected, indent=1) + "\n")
+    print(f"wrote {expected_name}: {len(cases)} golden files")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--force", action="store_true", help="rewrite the sets already committed")
+    args = parser.parse_args()
+    HERE.mkdir(parents=True, exist_ok=True)
+    if args.force or not (HERE / "expected.json").exists():
+        save_bundle(make_tiny_bundle(), TINY_BUNDLE)
+        write_set("expected.json", load_bundle(TINY_BUNDLE), TINY_BUNDLE.name, CASES, HINTS)
+    if args.force or not (HERE / "expected-joint.json").exists():
+        save_bundle(make_tiny_joint_bundle(), TINY_JOINT_BUNDLE)
+        write_set("expected-joint.json", load_bundle(TINY_JOINT_BUNDLE), TINY_JOINT_BUNDLE.name,
+                  [("joint-ge-8bit.gec", {"bits": 8, "mode": "ge", "seed": 0}, None)], {})
+    if args.force or not (HERE / "expected-default-v2.json").exists():
+        bundle = load_model("93851b1c")  # the shipped default of 2026-11, before the joint model replaced it
+        write_set("expected-default-v2.json", bundle, None,
+                  [("default-v2-8bit.gec", {"bits": 8, "mode": "ge", "seed": 0}, None)], {"iters": 20, "restarts": 1})
 
 
 if __name__ == "__main__":

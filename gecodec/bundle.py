@@ -18,12 +18,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gecodec.errors import BundleError, ModelNotFoundError, OutputError
+from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
+from gecodec.models.solver import LatentSolver, SolverConfig
+from gecodec.search import SearchOptions
 
 FORMAT_NAME = "gecodec-bundle"
-FORMAT_VERSION = "1"
+# Version 2 adds a joint model's solver and decode schedule; a bundle without them is still written as version 1.
+FORMAT_VERSION, SOLVER_FORMAT_VERSION = "1", "2"
 BUNDLE_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "celeba64-default"
@@ -42,6 +45,8 @@ class Bundle:
     calibration_hi: torch.Tensor  # (m,) upper end
     card: dict[str, Any] = field(default_factory=dict)
     ae_decoder: AutoencoderDecoder | None = None  # the GE1 autoencoder's own decoder, when trained with one
+    solver: LatentSolver | None = None  # a joint model's learned start and steps
+    decode: SearchOptions = field(default_factory=SearchOptions)  # the decoder's default schedule
     sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
     path: Path | None = None
 
@@ -83,7 +88,8 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Every tensor a bundle file stores: weights in ``dtype``, the calibration in float32."""
     tensors: dict[str, torch.Tensor] = {}
-    modules = {"generator": bundle.generator, "encoder": bundle.encoder, "ae_decoder": bundle.ae_decoder}
+    modules = {"generator": bundle.generator, "encoder": bundle.encoder, "ae_decoder": bundle.ae_decoder,
+               "solver": bundle.solver}
     for prefix, module in modules.items():
         if module is not None:
             for key, value in module.state_dict().items():
@@ -101,9 +107,13 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["encoder_kind"] = bundle.encoder_kind
     if bundle.ae_decoder is not None:
         config["ae_decoder"] = {"channels": bundle.ae_decoder.channels}
+    if bundle.solver is not None:
+        config["solver"] = bundle.solver.config.to_dict()
+    if bundle.decode != SearchOptions():
+        config["decode"] = vars(bundle.decode).copy()
     metadata = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if bundle.solver is None and "decode" not in config else SOLVER_FORMAT_VERSION,
         "name": bundle.name,
         "config": json.dumps(config, sort_keys=True),
         "card": json.dumps(bundle.card, sort_keys=True),
@@ -136,7 +146,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise BundleError(f"{path}: not a readable model bundle ({exc})") from None
     if metadata.get("format") != FORMAT_NAME:
         raise BundleError(f"{path}: not a gecodec model bundle")
-    if metadata.get("format_version") != FORMAT_VERSION:
+    if metadata.get("format_version") not in (FORMAT_VERSION, SOLVER_FORMAT_VERSION):
         raise BundleError(f"{path}: unsupported bundle version {metadata.get('format_version')!r}")
     return metadata
 
@@ -157,6 +167,15 @@ def load_bundle(path: str | Path) -> Bundle:
         if "ae_decoder" in config:
             ae_decoder = AutoencoderDecoder(encoder.config, **config["ae_decoder"])
             ae_decoder.load_state_dict(_submodule(tensors, "ae_decoder"))
+        solver = None
+        if "solver" in config:
+            solver = LatentSolver(SolverConfig(**config["solver"]))
+            solver.load_state_dict(_submodule(tensors, "solver"))
+            if (solver.config.m, solver.config.latent_dim) != (encoder.config.m, generator.config.latent_dim):
+                raise ValueError("the solver's sizes do not match G and EN")
+        decode = SearchOptions(**config["decode"]) if "decode" in config else SearchOptions()
+        if "decode" in config and set(config["decode"]) != set(vars(decode)):
+            raise ValueError(f"decode schedule fields {sorted(config['decode'])}, expected {sorted(vars(decode))}")
         bundle = Bundle(
             name=metadata["name"],
             generator=generator.eval().requires_grad_(False),
@@ -165,10 +184,12 @@ def load_bundle(path: str | Path) -> Bundle:
             calibration_hi=tensors["calibration.hi"].float(),
             card=json.loads(metadata.get("card", "{}")),
             ae_decoder=ae_decoder.eval().requires_grad_(False) if ae_decoder is not None else None,
+            solver=solver.eval().requires_grad_(False) if solver is not None else None,
+            decode=decode,
             sha256=tensors_digest(tensors),
             path=path,
         )
-    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError, GecError) as exc:
         raise BundleError(f"{path}: inconsistent model bundle ({str(exc).splitlines()[0]})") from None
     if bundle.calibration_lo.shape != (bundle.m,) or not bool((bundle.calibration_hi > bundle.calibration_lo).all()):
         raise BundleError(f"{path}: quantizer calibration does not match the encoder's m = {bundle.m}")

@@ -137,12 +137,14 @@ format_option = click.option("--format", "image_ext", type=click.Choice(["png", 
 def search_options_group(command: Callable) -> Callable:
     """The latent search's options, as gec decode and gec restore take them."""
     for option in reversed([
-        click.option("--iters", type=click.IntRange(0), default=None, help=f"Search iterations [default: {DEFAULTS.iters}]."),
+        click.option("--iters", type=click.IntRange(0), default=None,
+                     help=f"Adam iterations [default: the model's schedule; {DEFAULTS.iters} for GE1 models]."),
         click.option("--restarts", type=click.IntRange(1), default=None,
-                     help=f"Random restarts [default: {DEFAULTS.restarts}]."),
-        click.option("--lam", type=click.FloatRange(0), default=None, help=f"Prior weight lambda [default: {DEFAULTS.lam}]."),
+                     help=f"Restarts [default: the model's schedule; {DEFAULTS.restarts} for GE1 models]."),
+        click.option("--lam", type=click.FloatRange(0), default=None,
+                     help=f"Prior weight lambda [default: the model's; {DEFAULTS.lam} for GE1 models]."),
         click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
-                     help=f"Adam learning rate [default: {DEFAULTS.lr}]."),
+                     help=f"Adam learning rate [default: the model's; {DEFAULTS.lr} for GE1 models]."),
         click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images searched at once."),
     ]):
         command = option(command)
@@ -206,7 +208,7 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
             jobs[codec].append((source, target, codec.parse(data)))
         except GecError as exc:
             failures.add(source, exc)
-    total = sum(search_options(parsed.header, **overrides).iters for group in jobs.values() for *_, parsed in group)
+    total = sum(codec.search_steps(parsed, **overrides) for codec, group in jobs.items() for *_, parsed in group)
     with progress_bar(total, "img-iter", quiet, "decode") as bar:
         for codec, group in jobs.items():
             for start in range(0, len(group), batch_size):  # save each batch as soon as it is done

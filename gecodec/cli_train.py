@@ -18,6 +18,7 @@ from gecodec.errors import OptionError
 from gecodec.fileio import check_output, write_bytes_atomic
 from gecodec.models.generator import ARCHITECTURES
 from gecodec.models import ConvDiscriminatorConfig, DiscriminatorConfig, EncoderConfig, GeneratorConfig
+from gecodec.models.solver import INITS, SolverConfig
 from gecodec.search import SearchOptions
 from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
@@ -26,6 +27,7 @@ from gecodec.train.encoder import EncoderTrainConfig, ge0_encoder, train_encoder
 from gecodec.train.evaluate import evaluate_bundle
 from gecodec.train.export import export_bundle, training_card
 from gecodec.train.gan import LOSSES, GanTrainConfig, ema_generator, train_gan
+from gecodec.train.joint import PRIORS, JointTrainConfig, export_joint, train_joint
 
 data_option = click.option(
     "--data",
@@ -40,7 +42,8 @@ resume_option = click.option("--resume", is_flag=True, help="Continue the run in
 
 @click.group()
 def train() -> None:
-    """Train models: `gec train gan`, then `gec train encoder` (which exports a bundle); `gec train eval`."""
+    """Train models: `gec train gan`, then `gec train encoder` (which exports a bundle); or `gec train joint`
+    (G, EN and the decoder together); `gec train eval`."""
 
 
 def given(**values: Any) -> dict[str, Any]:
@@ -275,8 +278,8 @@ def format_figures(figures: dict) -> str:
 @data_option
 @click.option("--n", type=click.IntRange(1), default=32, show_default=True, help="Validation images to use.")
 @click.option("--bits", type=click.IntRange(2, 12), default=8, show_default=True)
-@click.option("--iters", type=click.IntRange(0), default=None, help=f"Search iterations [default: {SearchOptions.iters}].")
-@click.option("--restarts", type=click.IntRange(1), default=None, help=f"[default: {SearchOptions.restarts}]")
+@click.option("--iters", type=click.IntRange(0), default=None, help="Adam iterations [default: the model's schedule].")
+@click.option("--restarts", type=click.IntRange(1), default=None, help="[default: the model's schedule]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures here.")
 @device_option
 def evaluate(
@@ -284,9 +287,115 @@ def evaluate(
 ) -> None:
     """Validation figures of a bundle: GE on real and generated images, the generator's floor, the AE decoder."""
     bundle = load_model(model)
-    options = dataclasses.replace(SearchOptions(), **given(iters=iters, restarts=restarts))
+    chosen = given(iters=iters, restarts=restarts)
     images = to_float(load_images(data, bundle.image_size, limit=n))
-    figures = evaluate_bundle(bundle, images, bits=bits, options=options, device=device)
+    figures = evaluate_bundle(bundle, images, bits=bits, options=dataclasses.replace(bundle.decode, **chosen),
+                              floor_options=dataclasses.replace(SearchOptions(), **chosen), device=device)
     click.echo(f"{bundle.name} ({bundle.model_hex}): " + format_figures(figures))
     if json_path is not None:
         write_bytes_atomic(json_path, (json.dumps(figures, indent=1) + "\n").encode(), force=True)
+
+
+@train.command()
+@data_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoint, log, samples).")
+@click.option("--init-from", default=None, help="Start G and EN from this bundle (name, id or path); sizes follow it.")
+@click.option("--size", type=int, default=None, help=f"Image size, 8 * 2^k [default: {GeneratorConfig.image_size}].")
+@click.option("--m", "--measurements", "m", type=click.IntRange(1), default=None,
+              help=f"Measurements [default: {EncoderConfig.m}]; under torchrun, spell it --measurements.")
+@click.option("--latent", type=click.IntRange(1), default=None, help=f"Latent size [default: {GeneratorConfig.latent_dim}].")
+@click.option("--channels", type=click.IntRange(1), default=None, help="Generator width [default: 256, DCGAN-style].")
+@click.option("--solver-steps", type=click.IntRange(0, 64), default=None,
+              help=f"K, the decoder's unrolled gradient steps [default: {SolverConfig.steps}].")
+@click.option("--start", type=click.Choice(INITS), default=None,
+              help=f"The decoder's start: learned from the measurements, or a prior draw [default: {SolverConfig.init}].")
+@click.option("--bits", type=click.IntRange(2, 12), default=None, help=f"Quantization noise of this depth [default: {JointTrainConfig.bits}].")
+@click.option("--consistency", type=click.FloatRange(0), default=None,
+              help=f"Weight of the measurement-consistency term [default: {JointTrainConfig.consistency_weight}].")
+@click.option("--prior-weight", type=click.FloatRange(0), default=None,
+              help=f"Weight of the latent prior term [default: {JointTrainConfig.prior_weight}].")
+@click.option("--prior", type=click.Choice(PRIORS), default=None,
+              help=f"The latent prior term: moments (mean and variance) or mmd [default: {JointTrainConfig.prior}].")
+@click.option("--adversarial", type=click.FloatRange(0), default=None,
+              help=f"Weight of the adversarial term; 0: none [default: {JointTrainConfig.adversarial_weight}].")
+@click.option("--generated-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help=f"Share of each batch drawn from G [default: {JointTrainConfig.generated_fraction}].")
+@click.option("--batch-size", type=click.IntRange(2), default=None, help=f"[default: {JointTrainConfig.batch_size}]")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help=f"[default: {JointTrainConfig.lr}]")
+@click.option("--steps", type=click.IntRange(1), default=None, help=f"Training steps [default: {JointTrainConfig.steps}].")
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop after this much training time.")
+@click.option("--sample-every", type=click.IntRange(1), default=None, help=f"[default: {JointTrainConfig.sample_every}]")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help=f"[default: {JointTrainConfig.checkpoint_every}]")
+@click.option("--log-every", type=click.IntRange(1), default=None, help=f"[default: {JointTrainConfig.log_every}]")
+@click.option("--seed", type=click.IntRange(0), default=None, help=f"[default: {JointTrainConfig.seed}]")
+@click.option("--bundle", type=click.Path(path_type=Path), default=None,
+              help="After training, export the EMA model to this bundle file.")
+@click.option("--name", default=None, help="Bundle name [default: the run folder's name].")
+@click.option("--decode-iters", type=click.IntRange(0), default=0, show_default=True,
+              help="The bundle's Adam refinement iterations after the solver's steps.")
+@click.option("--decode-lr", type=click.FloatRange(0, min_open=True), default=0.05, show_default=True,
+              help="The bundle's Adam refinement learning rate.")
+@click.option("--val", type=click.Path(path_type=Path), default=None, help="Validation images for the model card.")
+@click.option("--val-images", type=click.IntRange(0), default=32, show_default=True)
+@click.option("-f", "--force", is_flag=True, help="Overwrite the bundle file.")
+@limit_option
+@resume_option
+@device_option
+@click.option("--amp/--no-amp", default=True, show_default=True, help="bfloat16 autocast on CUDA.")
+def joint(data: Path, out: Path, init_from: str | None, size: int | None, m: int | None, latent: int | None, channels: int | None,
+          solver_steps: int | None, start: str | None, bits: int | None, consistency: float | None,
+          prior_weight: float | None, prior: str | None, adversarial: float | None, generated_fraction: float | None,
+          batch_size: int | None, lr: float | None, steps: int | None, minutes: float | None,
+          sample_every: int | None, checkpoint_every: int | None, log_every: int | None, seed: int | None,
+          bundle: Path | None, name: str | None, decode_iters: int, decode_lr: float, val: Path | None,
+          val_images: int, force: bool, limit: int | None, resume: bool, device: str | None, amp: bool) -> None:
+    """Train G, EN and the decoder's start and steps together, through the decoder's own search (DCS).
+
+    Several GPUs: torchrun --nproc_per_node N -m gecodec.cli train joint ...
+    """
+    if bundle is not None:
+        check_output(bundle, force)
+    stored = load_checkpoint(out / "checkpoint.pt")["config"] if resume else None
+    try:
+        config = joint_config(
+            stored, init_from, given(m=m, image_size=size), given(latent_dim=latent, channels=channels, image_size=size),
+            given(steps=solver_steps, init=start),
+            given(bits=bits, consistency_weight=consistency, prior_weight=prior_weight, prior=prior,
+                  adversarial_weight=adversarial, generated_fraction=generated_fraction, batch_size=batch_size, lr=lr,
+                  steps=steps, minutes=minutes, sample_every=sample_every, checkpoint_every=checkpoint_every,
+                  log_every=log_every, seed=seed),
+        )
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    runtime = setup_runtime(device, amp)
+    images = load_images(data, config.generator.image_size, limit=limit)
+    path = train_joint(images, out, config, resume=resume, runtime=runtime)
+    if not runtime.is_main:
+        return
+    click.echo(f"checkpoint: {path}; samples in {out / 'samples'}")
+    if bundle is not None:
+        val_data = to_float(load_images(val, config.generator.image_size, limit=val_images)) \
+            if val is not None and val_images else None
+        decode = SearchOptions(iters=decode_iters, restarts=1, lr=decode_lr)
+        made = export_joint(load_checkpoint(path), bundle, name or out.resolve().name, images, str(data), decode, val_data)
+        click.echo(f"wrote {bundle} (model {made.name}, id {made.model_hex}, m {made.m})")
+        if made.card["val"]:
+            click.echo(format_figures(made.card["val"]))
+
+
+def joint_config(stored: dict | None, init_from: str | None, encoder: dict, generator: dict, solver: dict,
+                 training: dict) -> JointTrainConfig:
+    """The run's config: the checkpoint's (when resuming), else the defaults or the sizes of --init-from's bundle,
+    with the options given on top."""
+    if stored:
+        base = JointTrainConfig.from_dict(stored)
+    elif init_from is not None:
+        source = load_model(init_from)
+        base = JointTrainConfig(generator=source.generator.config, encoder=source.encoder.config, init_from=init_from,
+                                solver=SolverConfig(m=source.m, latent_dim=source.generator.config.latent_dim))
+    else:
+        base = JointTrainConfig()
+    g = dataclasses.replace(base.generator, **generator)
+    en = dataclasses.replace(base.encoder, **encoder)
+    solver_config = dataclasses.replace(base.solver, m=en.m, latent_dim=g.latent_dim, **solver)
+    return dataclasses.replace(base, generator=g, encoder=en, solver=solver_config, **training)

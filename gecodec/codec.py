@@ -37,15 +37,16 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
-def search_options(header: Header | None = None, **overrides: Any) -> SearchOptions:
-    """Defaults, then the file's decoder hints, then the caller's explicit (non-None) settings."""
+def search_options(header: Header | None = None, base: SearchOptions = SearchOptions(), **overrides: Any
+                   ) -> SearchOptions:
+    """The model's schedule (``base``), then the file's decoder hints, then the caller's explicit (non-None) settings."""
     known = {f.name for f in fields(SearchOptions)}
     unknown = set(overrides) - known
     if unknown:
         raise OptionError(f"unknown search option(s): {', '.join(sorted(unknown))}")
     chosen = dict(header.hints) if header is not None else {}
     chosen.update({k: v for k, v in overrides.items() if v is not None})
-    return replace(SearchOptions(), **chosen)
+    return replace(base, **chosen)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Codec:
         # Bundles are cached and shared; move copies, never the cached modules themselves.
         self.generator = self.bundle.generator if on_cpu else copy.deepcopy(self.bundle.generator).to(self.device)
         self.encoder = self.bundle.encoder if on_cpu else copy.deepcopy(self.bundle.encoder).to(self.device)
+        solver = self.bundle.solver
+        self.solver = solver if on_cpu or solver is None else copy.deepcopy(solver).to(self.device)
         self.lo = self.bundle.calibration_lo.to(self.device)
         self.hi = self.bundle.calibration_hi.to(self.device)
         self._gaussians: dict[tuple[int, int], GaussianMeasurement] = {}
@@ -155,6 +158,12 @@ class Codec:
             lo, hi = (torch.tensor(v, dtype=torch.float32) for v in header.value_range)
         return ParsedFile(header, dequantize(ints, lo, hi, header.bits))
 
+    def search_steps(self, parsed: ParsedFile, **overrides: Any) -> int:
+        """How many search steps (the solver's, then Adam's) decoding this file takes, for progress bars."""
+        options = search_options(parsed.header, self.bundle.decode, **overrides)
+        solver_steps = self.solver.config.steps if self.solver is not None and parsed.header.mode == "ge" else 0
+        return solver_steps + options.iters
+
     def decode_batch(
         self,
         files: Sequence[bytes],
@@ -177,7 +186,7 @@ class Codec:
         for i, item in enumerate(parsed):
             h = item.header
             operator_key = ("cs", h.count, h.seed) if h.mode == "cs" else ("ge",)
-            groups[(operator_key, search_options(h, **overrides))].append(i)
+            groups[(operator_key, search_options(h, self.bundle.decode, **overrides))].append(i)
         out = torch.empty(len(parsed), 3, self.image_size, self.image_size)
         for (operator_key, options), members in groups.items():
             measure = self.encoder if operator_key[0] == "ge" else self.gaussian(operator_key[1], operator_key[2])
@@ -185,7 +194,9 @@ class Codec:
                 chunk = members[start : start + batch_size]
                 targets = torch.stack([parsed[i].values for i in chunk]).to(self.device)
                 seeds = [parsed[i].header.seed for i in chunk]
-                result = latent_search(self.generator, measure, targets, seeds, options, progress)
+                # The solver learned to search EN's measurements; a cs file gets the plain search.
+                solver = self.solver if operator_key[0] == "ge" else None
+                result = latent_search(self.generator, measure, targets, seeds, options, progress, solver)
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)
         return out
 

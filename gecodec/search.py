@@ -10,6 +10,7 @@ import torch
 
 from gecodec.errors import OptionError
 from gecodec.models import Generator
+from gecodec.models.solver import LatentSolver
 
 Measure = Callable[[torch.Tensor], torch.Tensor]  # images (N, 3, H, W) -> measurements (N, m)
 Progress = Callable[[int], None]  # called after each iteration with the number of images it advanced
@@ -76,15 +77,25 @@ def latent_search(
     seeds: list[int],
     options: SearchOptions = SearchOptions(),
     progress: Progress | None = None,
+    solver: LatentSolver | None = None,
 ) -> SearchResult:
     """Fit z to each target row; all images and restarts run as one batch and the best restart wins.
 
+    Each restart starts from the file's seeded prior draw, except that a solver with a learned start gives the
+    first restart its z0; a solver then takes its K learned steps, and Adam runs ``options.iters`` iterations.
     Adam is element-wise, so optimising the sum of the per-row objectives optimises each row on its own.
     """
     batch, restarts = targets.shape[0], options.restarts
     device = targets.device
-    z = initial_latents(seeds, restarts, generator).to(device).requires_grad_(True)
+    z = initial_latents(seeds, restarts, generator).to(device)
     repeated = targets.repeat_interleave(restarts, dim=0)
+    if solver is not None:
+        if solver.initializer is not None:
+            z.view(batch, restarts, -1)[:, 0] = solver.start(targets)
+        z = solver.descend(lambda latents: objective(measure(generator(latents)), repeated, latents, options.lam), z)
+        if progress is not None:
+            progress(batch * solver.config.steps)
+    z.requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=options.lr)
     for _ in range(options.iters):
         optimizer.zero_grad(set_to_none=True)

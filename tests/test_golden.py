@@ -1,4 +1,8 @@
-"""Golden files written by an earlier gecodec must keep decoding: the container is a contract."""
+"""Golden files written by an earlier gecodec must keep decoding: the container is a contract.
+
+Each formats/golden/expected*.json names the bundle its files need: a tiny bundle beside them, or a shipped
+model (found by the id in the file, as a user's decoder finds it).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,34 @@ import numpy as np
 import pytest
 
 from gecodec import container
-from gecodec.bundle import load_bundle
+from gecodec.bundle import Bundle, find_by_id, load_bundle
 from gecodec.codec import Codec
 from gecodec.imageio import tensor_to_pixels
 from gecodec.quantize import unpack_bits
 
-from conftest import GOLDEN, TINY_BUNDLE
+from conftest import GOLDEN
 
-EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
-
-
-def test_tiny_bundle_is_the_one_the_golden_files_were_made_with():
-    assert load_bundle(TINY_BUNDLE).sha256 == EXPECTED["bundle_sha256"]
+SETS = {path.name: json.loads(path.read_text()) for path in sorted(GOLDEN.glob("expected*.json"))}
+FILES = [(set_name, name) for set_name, spec in SETS.items() for name in sorted(spec["files"])]
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED["files"]))
-def test_golden_file_header_and_values(name):
-    spec = EXPECTED["files"][name]
+def set_bundle(set_name: str, file_name: str) -> Bundle:
+    spec = SETS[set_name]
+    if (GOLDEN / spec["bundle"]).is_file():
+        return load_bundle(GOLDEN / spec["bundle"])
+    return find_by_id(int(spec["files"][file_name]["header"]["model_id"], 16))
+
+
+def test_every_golden_set_has_files_and_the_bundle_it_was_made_with():
+    assert {"expected.json", "expected-joint.json", "expected-default-v2.json"} <= set(SETS)
+    for set_name, spec in SETS.items():
+        assert spec["files"]
+        assert set_bundle(set_name, next(iter(spec["files"]))).sha256 == spec["bundle_sha256"]
+
+
+@pytest.mark.parametrize("set_name, name", FILES)
+def test_golden_file_header_and_values(set_name, name):
+    spec = SETS[set_name]["files"][name]
     data = (GOLDEN / name).read_bytes()
     assert len(data) == spec["bytes"]
     header, payload = container.read(data)
@@ -34,13 +49,13 @@ def test_golden_file_header_and_values(name):
     assert header.original_size == (tuple(want["original_size"]) if want["original_size"] else None)
     assert header.value_range == (tuple(want["value_range"]) if want["value_range"] else None)
     assert header.hints == want["hints"]
-    count = header.count or load_bundle(TINY_BUNDLE).m
+    count = header.count or set_bundle(set_name, name).m
     assert unpack_bits(payload, count, header.bits).tolist() == spec["values"]
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED["files"]))
-def test_golden_file_decodes_to_the_recorded_pixels(name):
-    decoded = Codec(load_bundle(TINY_BUNDLE), "cpu").decode_batch([(GOLDEN / name).read_bytes()])[0]
+@pytest.mark.parametrize("set_name, name", FILES)
+def test_golden_file_decodes_to_the_recorded_pixels(set_name, name):
+    decoded = Codec(set_bundle(set_name, name), "cpu").decode_batch([(GOLDEN / name).read_bytes()])[0]
     pixels = tensor_to_pixels(decoded).astype(np.int16)
     recorded = np.load(GOLDEN / (name + ".decoded.npy")).astype(np.int16)
     # The same file decodes to the same pixels; allow a level or two for other CPUs' float rounding.

@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gecodec.bundle import Bundle, load_bundle, save_bundle
 from gecodec.models import AutoencoderDecoder, Generator
+from gecodec.models.solver import LatentSolver
 from gecodec.search import SearchOptions, latent_search
 from gecodec.train.encoder import calibrate
 from gecodec.train.evaluate import evaluate_bundle
@@ -25,9 +26,17 @@ def search_iteration_flops(bundle: Bundle, restarts: int = 2) -> int:
     return counter.get_total_flops()
 
 
+def decode_flops(bundle: Bundle) -> int:
+    """About the FLOPs of one image's decode with the bundle's schedule: each solver step and each Adam
+    iteration is one forward and backward pass of G and EN per restart (the initialiser is negligible)."""
+    steps = bundle.decode.iters + (bundle.solver.config.steps if bundle.solver is not None else 0)
+    return steps * search_iteration_flops(bundle, bundle.decode.restarts)
+
+
 def export_bundle(out: str | Path, name: str, generator: Generator, encoder: nn.Module, train: torch.Tensor,
                   card: dict, ae_decoder: AutoencoderDecoder | None = None, val: torch.Tensor | None = None,
-                  half: bool = True, seed: int = 0) -> Bundle:
+                  half: bool = True, seed: int = 0, solver: LatentSolver | None = None,
+                  decode: SearchOptions = SearchOptions()) -> Bundle:
     """Calibrate the quantizer on up to 10,000 training images (uint8), write the bundle, and, given val images
     (float in [-1, 1]), measure the figures of the bundle as stored and add them and the decode cost to the card.
     """
@@ -36,7 +45,7 @@ def export_bundle(out: str | Path, name: str, generator: Generator, encoder: nn.
     # Save, evaluate the bundle as shipped (half precision), then save it again with its card:
     # the tensors, and so the id, do not change.
     save_bundle(Bundle(name=name, generator=generator, encoder=encoder, calibration_lo=lo, calibration_hi=hi,
-                       ae_decoder=ae_decoder), out, half=half)
+                       ae_decoder=ae_decoder, solver=solver, decode=decode), out, half=half)
     bundle = load_bundle(out)
     figures = evaluate_bundle(bundle, val) if val is not None and len(val) else {}
     generator_card, encoder_card = card.get("generator", {}), card.get("encoder", {})
@@ -51,7 +60,10 @@ def export_bundle(out: str | Path, name: str, generator: Generator, encoder: nn.
         "calibration": f"per-dimension 0.05% and 99.95% quantiles of EN outputs on {len(pick)} training images",
         "val": figures,
         "decode_cost": {"flops_per_search_iteration": search_iteration_flops(bundle),
+                        "flops_per_image": decode_flops(bundle),
                         "seconds_per_image_cpu": figures.get("seconds_per_image_cpu")},
+        "decode_schedule": {**vars(bundle.decode), "solver_steps": solver.config.steps if solver else 0,
+                            "solver_start": solver.config.init if solver else "prior"},
     }
     save_bundle(bundle, out, half=half)
     return load_bundle(out)
