@@ -151,6 +151,9 @@ class Codec:
         count = header.count if header.count is not None else self.bundle.m
         if header.mode == "ge" and count != self.bundle.m:
             raise FormatError(f"file has {count} measurements, the model's encoder makes {self.bundle.m}")
+        if count > 3 * self.image_size**2:  # the encoder's own limit: A has at most as many rows as pixel values
+            raise FormatError(f"file has {count} measurements, more than the {3 * self.image_size**2} values "
+                              f"of a {self.image_size}x{self.image_size} image")
         ints = torch.from_numpy(unpack_bits(payload, count, header.bits))
         if header.mode == "ge":
             lo, hi = self.bundle.calibration_lo, self.bundle.calibration_hi

@@ -6,6 +6,7 @@ Knows nothing of models or torch.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
 KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS = 1, 2, 3, 4, 5
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
+# What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
+HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
+MAX_SIDE, MAX_PIXELS = 1 << 15, 64 * 1024 * 1024  # a file's original size; the encoder refuses larger images
 
 
 @dataclass(frozen=True)
@@ -188,22 +192,27 @@ def _validate(header: Header) -> None:
     if header.mode not in MODES:
         raise ValueError(f"mode {header.mode!r} is not one of {MODES}")
     if header.original_size is not None and not (
-        len(header.original_size) == 2 and all(_is_uint(v, 1 << 31) and v > 0 for v in header.original_size)
+        len(header.original_size) == 2 and all(_is_uint(v, MAX_SIDE + 1) and v > 0 for v in header.original_size)
+        and header.original_size[0] * header.original_size[1] <= MAX_PIXELS
     ):
-        raise ValueError(f"original size {header.original_size!r} is not two positive integers")
+        raise ValueError(f"original size {header.original_size!r} is not two positive integers of at most "
+                         f"{MAX_SIDE} with a product of at most {MAX_PIXELS} pixels")
     if header.count is not None and not (_is_uint(header.count, MAX_PAYLOAD_SIZE) and header.count > 0):
         raise ValueError(f"measurement count {header.count!r} out of range")
     if header.mode == "cs" and (header.count is None or header.value_range is None):
         raise ValueError("cs mode needs the measurement count and the quantizer range")
     if header.value_range is not None and not (
         len(header.value_range) == 2
-        and all(isinstance(v, float) for v in header.value_range)
+        and all(isinstance(v, float) and math.isfinite(v) for v in header.value_range)
         and header.value_range[0] < header.value_range[1]
     ):
-        raise ValueError(f"quantizer range {header.value_range!r} is not two increasing floats")
+        raise ValueError(f"quantizer range {header.value_range!r} is not two increasing finite floats")
     if not isinstance(header.hints, dict):
         raise ValueError("decoder hints must be a map")
     for key, value in header.hints.items():
         expected = HINT_TYPES.get(key)
         if expected is None or not isinstance(value, (int, float) if expected is float else int) or isinstance(value, bool):
             raise ValueError(f"bad decoder hint {key!r}: {value!r}")
+        low, high = HINT_LIMITS[key]
+        if not low <= value <= high:  # NaN fails too
+            raise ValueError(f"decoder hint {key!r} = {value!r} is outside [{low}, {high}]")

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gecodec.container import MAX_PIXELS
 from gecodec.errors import ImageError
 
 ImageInput = Union[str, os.PathLike, Image.Image]
 
-# Refuse to decode images above this many pixels (a decompression-bomb guard that does
-# not depend on Pillow's global MAX_IMAGE_PIXELS setting).
-MAX_PIXELS = 64 * 1024 * 1024
+# Images above MAX_PIXELS are refused (a decompression-bomb guard that does not depend on Pillow's global
+# MAX_IMAGE_PIXELS setting); the container holds the number, since a file's original size obeys it too.
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}

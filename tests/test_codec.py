@@ -112,3 +112,16 @@ def test_non_square_image_comes_back_at_its_original_size(codec):
 def test_bad_encode_options_raise_option_error(codec, bad):
     with pytest.raises(OptionError):
         codec.encode_batch(images(1), **bad)
+
+
+def test_a_cs_file_with_more_measurements_than_pixel_values_is_refused_before_any_work(codec):
+    too_many = 3 * codec.image_size**2 + 1
+    header = container.Header(model_id=codec.bundle.model_id, bits=8, mode="cs", count=too_many, value_range=(0.0, 1.0))
+    data = container.write(header, bytes(too_many))
+    with pytest.raises(FormatError, match=f"{too_many} measurements"):
+        codec.parse(data)
+
+
+def test_user_settings_may_go_past_the_limits_a_file_may_ask_for():
+    header = container.Header(model_id=1, bits=8, hints={"iters": 5000})
+    assert search_options(header, iters=6000, restarts=20).iters == 6000

@@ -100,6 +100,43 @@ def test_header_with_wrong_types_raises_format_error():
             container.read(with_crc(b"GEC\x01" + msgpack.packb(fields) + b"\x00"))
 
 
+def checksummed_file(extras: dict) -> bytes:
+    """A well-formed, checksum-valid file whose header carries ``extras``, as a hostile encoder could write."""
+    return with_crc(b"GEC\x01" + msgpack.packb([1, 8, 0, 0, extras]) + DEFAULT_PAYLOAD)
+
+
+@pytest.mark.parametrize("extras, field", [
+    ({5: {"iters": 2**63 - 1}}, "iters"),
+    ({5: {"iters": 5001}}, "iters"),
+    ({5: {"restarts": 100000}}, "restarts"),
+    ({5: {"restarts": 0}}, "restarts"),
+    ({5: {"lr": 1e308}}, "lr"),
+    ({5: {"lr": float("nan")}}, "lr"),
+    ({5: {"lam": float("inf")}}, "lam"),
+    ({2: [1, 2**31 - 1]}, "original size"),
+    ({2: [20000, 20000]}, "original size"),
+    ({1: 1, 3: 16, 4: [float("-inf"), float("inf")]}, "quantizer range"),
+    ({1: 1, 3: 16, 4: [0.0, float("nan")]}, "quantizer range"),
+], ids=["iters-huge", "iters-over", "restarts-huge", "restarts-zero", "lr-huge", "lr-nan", "lam-inf",
+        "size-tall", "size-square", "range-infinite", "range-nan"])
+def test_a_header_field_over_its_limit_is_a_format_error_naming_it(extras, field):
+    with pytest.raises(FormatError, match=field):
+        container.read(checksummed_file(extras))
+
+
+def test_header_fields_at_their_limits_are_accepted():
+    hints = {"iters": 5000, "restarts": 16, "lam": 100.0, "lr": 10.0}
+    header, _ = container.read(checksummed_file({2: [8192, 8192], 5: hints}))
+    assert header.original_size == (8192, 8192) and header.hints == hints
+
+
+def test_an_encoder_cannot_write_a_hint_over_its_limit():
+    from gecodec.errors import OptionError
+
+    with pytest.raises(OptionError, match="iters"):
+        container.write(Header(model_id=1, bits=8, hints={"iters": 10_000}), DEFAULT_PAYLOAD)
+
+
 def test_oversized_file_raises_format_error():
     with pytest.raises(FormatError, match="larger"):
         container.read(b"GEC\x01" + bytes(container.MAX_FILE_SIZE))
