@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, Union
 
@@ -37,9 +38,16 @@ def read_gec(source: GecInput) -> bytes:
         return bytes(source)
     path = Path(source)
     try:
-        if path.stat().st_size > container.MAX_FILE_SIZE:
-            raise GecError(f"{path}: {path.stat().st_size} bytes is larger than any valid .gec file")
-        return path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below like any non-regular file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise GecError(f"{path}: {'is a directory' if stat.S_ISDIR(mode) else 'not a regular file'}")
+            data = handle.read(container.MAX_FILE_SIZE + 1)  # whatever stat says: a device may report size 0
+        if len(data) > container.MAX_FILE_SIZE:
+            raise GecError(f"{path}: larger than any valid .gec file ({container.MAX_FILE_SIZE} bytes)")
+        return data
     except FileNotFoundError:
         raise GecError(f"{path}: no such file") from None
     except IsADirectoryError:

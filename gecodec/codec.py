@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -22,6 +22,7 @@ from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack
 from gecodec.search import Progress, SearchOptions, latent_search
 
 DEFAULT_BITS = 8
+GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -69,7 +70,7 @@ class Codec:
         self.solver = solver if on_cpu or solver is None else copy.deepcopy(solver).to(self.device)
         self.lo = self.bundle.calibration_lo.to(self.device)
         self.hi = self.bundle.calibration_hi.to(self.device)
-        self._gaussians: dict[tuple[int, int], GaussianMeasurement] = {}
+        self._gaussians: OrderedDict[tuple[int, int], GaussianMeasurement] = OrderedDict()
         if self.device.type == "cuda":
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
@@ -79,10 +80,15 @@ class Codec:
         return self.bundle.image_size
 
     def gaussian(self, count: int, seed: int) -> GaussianMeasurement:
-        """The cs-mode matrix for (count, seed), built once per codec."""
+        """The cs-mode matrix for (count, seed); the few most recently used are kept, so memory stays bounded
+        however many seeds a batch of files brings."""
         key = (count, seed)
-        if key not in self._gaussians:
+        if key in self._gaussians:
+            self._gaussians.move_to_end(key)
+        else:
             self._gaussians[key] = GaussianMeasurement(count, self.image_size, seed).to(self.device)
+            while len(self._gaussians) > GAUSSIAN_CACHE_SIZE:
+                self._gaussians.popitem(last=False)
         return self._gaussians[key]
 
     # -- encoding ---------------------------------------------------------------------------------

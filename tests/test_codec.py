@@ -125,3 +125,14 @@ def test_a_cs_file_with_more_measurements_than_pixel_values_is_refused_before_an
 def test_user_settings_may_go_past_the_limits_a_file_may_ask_for():
     header = container.Header(model_id=1, bits=8, hints={"iters": 5000})
     assert search_options(header, iters=6000, restarts=20).iters == 6000
+
+
+def test_the_cs_matrix_cache_keeps_only_the_most_recent_few(codec):
+    from gecodec.codec import GAUSSIAN_CACHE_SIZE
+
+    for seed in range(50):
+        codec.gaussian(16, seed)
+    assert len(codec._gaussians) == GAUSSIAN_CACHE_SIZE
+    assert list(codec._gaussians) == [(16, seed) for seed in range(50 - GAUSSIAN_CACHE_SIZE, 50)]
+    reused = codec.gaussian(16, 49)
+    assert codec.gaussian(16, 49) is reused

@@ -1,0 +1,57 @@
+"""gecodec.read_gec and the library calls on hostile paths: devices, FIFOs, folders, oversized files."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gecodec import container
+from gecodec.api import read_gec
+from gecodec.cli import main
+from gecodec.errors import GecError
+
+
+def test_a_device_that_reports_size_zero_is_refused_without_reading_it():
+    with pytest.raises(GecError, match="not a regular file"):
+        read_gec("/dev/zero")
+
+
+def test_a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer(tmp_path: Path):
+    fifo = tmp_path / "pipe.gec"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | bytes] = []
+    reader = threading.Thread(target=lambda: outcome.append(_attempt(fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    assert not reader.is_alive(), "reading a FIFO blocked"
+    assert isinstance(outcome[0], GecError) and "not a regular file" in str(outcome[0])
+
+
+def _attempt(path: Path) -> BaseException | bytes:
+    try:
+        return read_gec(path)
+    except GecError as exc:
+        return exc
+
+
+def test_a_folder_and_a_missing_file_name_the_problem(tmp_path: Path):
+    with pytest.raises(GecError, match="is a directory"):
+        read_gec(tmp_path)
+    with pytest.raises(GecError, match="no such file"):
+        read_gec(tmp_path / "absent.gec")
+
+
+def test_an_oversized_file_is_refused_after_reading_one_byte_more_than_the_limit(tmp_path: Path):
+    big = tmp_path / "big.gec"
+    big.write_bytes(b"GEC\x01" + bytes(container.MAX_FILE_SIZE))
+    with pytest.raises(GecError, match="larger than any valid .gec file"):
+        read_gec(big)
+
+
+def test_gec_decode_of_dev_zero_is_a_one_line_error(tmp_path: Path):
+    result = CliRunner().invoke(main, ["decode", "/dev/zero", "-o", str(tmp_path / "out.png")])
+    assert result.exit_code != 0 and "not a regular file" in result.output and "Traceback" not in result.output
