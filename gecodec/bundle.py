@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gecodec.container import HINT_LIMITS
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
@@ -151,45 +153,99 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return metadata
 
 
+# Caps on a bundle's config, checked before any network is built (formats/bundle.md), so a small file cannot ask
+# for gigabytes of weights. The decode schedule obeys the limits of a file's decoder hints.
+CONFIG_CAPS = {"image_size": 256, "latent_dim": 1024, "channels": 1024, "min_channels": 1024, "m": 4096,
+               "depth": 8, "filters": 256, "embedding_dim": 1024, "hidden": 4096}
+STORED_DTYPES = ("F16", "F32")
+
+
+def _check_caps(config: dict) -> None:
+    for part in ("generator", "encoder", "ae_decoder", "solver"):
+        for key, value in config.get(part, {}).items():
+            if key in CONFIG_CAPS and isinstance(value, int) and not 1 <= value <= CONFIG_CAPS[key]:
+                raise ValueError(f"{part} {key} = {value} is outside 1 to {CONFIG_CAPS[key]}")
+    for key, value in config.get("decode", {}).items():
+        low, high = HINT_LIMITS.get(key, (None, None))
+        if low is not None and not (isinstance(value, (int, float)) and low <= value <= high):
+            raise ValueError(f"decode {key} = {value!r} is outside [{low}, {high}]")
+
+
+def _build(config: dict) -> dict[str, nn.Module | None]:
+    """The bundle's networks, as its config describes them (on whatever device is current)."""
+    generator = Generator(GeneratorConfig(**config["generator"]))
+    encoder_class, encoder_config = ENCODER_KINDS[config.get("encoder_kind", "ge1")]
+    encoder = encoder_class(encoder_config(**config["encoder"]))
+    ae_decoder = AutoencoderDecoder(encoder.config, **config["ae_decoder"]) if "ae_decoder" in config else None
+    solver = LatentSolver(SolverConfig(**config["solver"])) if "solver" in config else None
+    if solver is not None and (solver.config.m, solver.config.latent_dim) != (encoder.config.m,
+                                                                             generator.config.latent_dim):
+        raise ValueError("the solver's sizes do not match G and EN")
+    return {"generator": generator, "encoder": encoder, "ae_decoder": ae_decoder, "solver": solver}
+
+
+def _check_stored_tensors(path: Path, config: dict) -> None:
+    """Every tensor's name, shape and dtype against the config, from the file's index, before loading any."""
+    from safetensors import safe_open
+
+    with torch.device("meta"):  # shapes without memory
+        expected = {f"{prefix}.{key}": tuple(value.shape) for prefix, module in _build(config).items()
+                    if module is not None for key, value in module.state_dict().items()}
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {name: handle.get_slice(name) for name in handle.keys()}
+        calibration = {"calibration.lo", "calibration.hi"}
+        unexpected = sorted(set(stored) - set(expected) - calibration)
+        missing = sorted((set(expected) | calibration) - set(stored))
+        if unexpected or missing:
+            raise ValueError(f"tensors {(unexpected or missing)[:3]} {'not in' if unexpected else 'missing from'} "
+                             "the config's networks")
+        for name, tensor in stored.items():
+            shape = tuple(tensor.get_shape())
+            if tensor.get_dtype() not in STORED_DTYPES or shape != expected.get(name, shape):
+                raise ValueError(f"tensor {name} is {tensor.get_dtype()} {shape}, the config needs {expected.get(name)}")
+
+
 def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle file; raise BundleError if it is not a valid gecodec bundle."""
+    """Load a bundle file; raise BundleError if it is not a valid gecodec bundle.
+
+    The config is checked against caps and every stored tensor against the config before anything is
+    allocated; weights that are not finite are refused.
+    """
     path = Path(path)
     metadata = read_metadata(path)
     try:
-        tensors = load_file(str(path))
         config = json.loads(metadata["config"])
-        generator = Generator(GeneratorConfig(**config["generator"]))
-        generator.load_state_dict(_submodule(tensors, "generator"))
-        encoder_class, encoder_config = ENCODER_KINDS[config.get("encoder_kind", "ge1")]
-        encoder = encoder_class(encoder_config(**config["encoder"]))
-        encoder.load_state_dict(_submodule(tensors, "encoder"))
-        ae_decoder = None
-        if "ae_decoder" in config:
-            ae_decoder = AutoencoderDecoder(encoder.config, **config["ae_decoder"])
-            ae_decoder.load_state_dict(_submodule(tensors, "ae_decoder"))
-        solver = None
-        if "solver" in config:
-            solver = LatentSolver(SolverConfig(**config["solver"]))
-            solver.load_state_dict(_submodule(tensors, "solver"))
-            if (solver.config.m, solver.config.latent_dim) != (encoder.config.m, generator.config.latent_dim):
-                raise ValueError("the solver's sizes do not match G and EN")
+        if not isinstance(config, dict):
+            raise ValueError("config is not a JSON object")
+        _check_caps(config)
+        _check_stored_tensors(path, config)
+        tensors = load_file(str(path))
+        bad = next((name for name, t in tensors.items() if not bool(torch.isfinite(t).all())), None)
+        if bad is not None:
+            raise ValueError(f"tensor {bad} holds non-finite values")
+        modules = _build(config)
+        for prefix, module in modules.items():
+            if module is not None:
+                module.load_state_dict(_submodule(tensors, prefix))
+                module.eval().requires_grad_(False)
         decode = SearchOptions(**config["decode"]) if "decode" in config else SearchOptions()
         if "decode" in config and set(config["decode"]) != set(vars(decode)):
             raise ValueError(f"decode schedule fields {sorted(config['decode'])}, expected {sorted(vars(decode))}")
+        card = json.loads(metadata.get("card", "{}"))
         bundle = Bundle(
             name=metadata["name"],
-            generator=generator.eval().requires_grad_(False),
-            encoder=encoder.eval().requires_grad_(False),
+            generator=modules["generator"],
+            encoder=modules["encoder"],
             calibration_lo=tensors["calibration.lo"].float(),
             calibration_hi=tensors["calibration.hi"].float(),
-            card=json.loads(metadata.get("card", "{}")),
-            ae_decoder=ae_decoder.eval().requires_grad_(False) if ae_decoder is not None else None,
-            solver=solver.eval().requires_grad_(False) if solver is not None else None,
+            card=card if isinstance(card, dict) else {},
+            ae_decoder=modules["ae_decoder"],
+            solver=modules["solver"],
             decode=decode,
             sha256=tensors_digest(tensors),
             path=path,
         )
-    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError, GecError) as exc:
+    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, GecError) as exc:
         raise BundleError(f"{path}: inconsistent model bundle ({str(exc).splitlines()[0]})") from None
     if bundle.calibration_lo.shape != (bundle.m,) or not bool((bundle.calibration_hi > bundle.calibration_lo).all()):
         raise BundleError(f"{path}: quantizer calibration does not match the encoder's m = {bundle.m}")

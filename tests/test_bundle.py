@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -92,3 +94,56 @@ def test_a_bundle_that_cannot_be_written_leaves_the_old_file(tiny, tmp_path, mon
     with pytest.raises(OutputError, match="No space left on device"):
         save_bundle(tiny, path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def rewritten(tiny, tmp_path, config_change=None, tensor_change=None, card=None) -> Path:
+    """The tiny bundle saved again with its config, tensors or card changed as a hostile writer might."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from gecodec.bundle import read_metadata
+
+    path = tmp_path / "hostile.safetensors"
+    save_bundle(tiny, path)
+    metadata, tensors = read_metadata(path), load_file(str(path))
+    config = json.loads(metadata["config"])
+    if config_change:
+        config_change(config)
+    if tensor_change:
+        tensor_change(tensors)
+    metadata = {**metadata, "config": json.dumps(config)}
+    if card is not None:
+        metadata["card"] = card
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c["generator"].update(channels=1_000_000),
+    lambda c: c["generator"].update(image_size=32768),
+    lambda c: c["encoder"].update(m=10**9),
+], ids=["huge-width", "huge-image", "huge-m"])
+def test_a_config_over_its_caps_is_refused_before_any_network_is_built(tiny, tmp_path, change):
+    path = rewritten(tiny, tmp_path, config_change=change)
+    with pytest.raises(BundleError, match="outside 1 to"):
+        load_bundle(path)
+
+
+def test_tensors_that_do_not_fit_the_config_are_refused_by_name(tiny, tmp_path):
+    path = rewritten(tiny, tmp_path, config_change=lambda c: c["generator"].update(channels=4))
+    with pytest.raises(BundleError, match="tensor generator"):
+        load_bundle(path)
+
+
+def test_non_finite_weights_are_refused_on_load(tiny, tmp_path):
+    def poison(tensors):
+        name = next(k for k in tensors if k.startswith("generator."))
+        tensors[name] = tensors[name].clone().fill_(float("nan"))
+
+    with pytest.raises(BundleError, match="non-finite"):
+        load_bundle(rewritten(tiny, tmp_path, tensor_change=poison))
+
+
+def test_a_card_that_is_not_an_object_is_ignored(tiny, tmp_path):
+    assert load_bundle(rewritten(tiny, tmp_path, card="[1, 2]")).card == {}
