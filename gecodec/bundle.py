@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -261,11 +262,16 @@ def user_model_dir() -> Path:
 
 
 def available_bundles() -> list[Path]:
-    """Shipped bundles first, then those in the user model directory."""
+    """Shipped bundles first, then those in the user model directory. Anything there that is not a regular
+    file (a FIFO, a device, a broken link or a symlink loop) is skipped with a warning: opening it could hang."""
     found: list[Path] = []
     for folder in (SHIPPED_DIR, user_model_dir()):
         if folder.is_dir():
-            found += sorted(folder.glob(f"*{BUNDLE_SUFFIX}"))
+            for path in sorted(folder.glob(f"*{BUNDLE_SUFFIX}")):
+                if path.is_file():
+                    found.append(path)
+                else:
+                    warnings.warn(f"{path}: not a regular file (or a broken link), skipped", stacklevel=2)
     return found
 
 
@@ -291,7 +297,12 @@ def _find(name_or_id: str) -> Path:
             return path
     wanted = name_or_id.lower()
     for path in candidates:
-        if _load_cached(path.resolve(), path.stat().st_mtime).model_hex == wanted:
+        try:
+            bundle = _load_cached(path.resolve(), path.stat().st_mtime)
+        except (BundleError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop in resolve()
+            warnings.warn(f"{path}: skipped while looking for model {name_or_id} ({exc})", stacklevel=2)
+            continue
+        if bundle.model_hex == wanted:
             return path
     raise ModelNotFoundError(
         f"model {name_or_id!r} is not available (looked in {SHIPPED_DIR} and {user_model_dir()}; see `gec models`)"

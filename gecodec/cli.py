@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -301,7 +302,7 @@ def models(as_json: bool) -> None:
         click.echo("no model bundles found")
     for row in rows:
         if "error" in row:
-            click.echo(f"{row['path']}: {row['error']}")
+            click.echo(row["error"])  # the error names the path
             continue
         mark = " (default)" if row["default"] else ""
         click.echo(f"{row['name']}{mark}  id {row['id']}  {row['image_size']}x{row['image_size']}  "
@@ -426,7 +427,8 @@ def bench(ctx: click.Context, args: tuple[str, ...]) -> None:
 
 
 def run(argv: list[str] | None = None) -> None:
-    """Console entry point: click's handling plus one-line reports of unexpected errors."""
+    """Console entry point: click's handling plus one-line reports of warnings and unexpected errors."""
+    warnings.showwarning = lambda message, *_, **__: click.echo(f"gec: warning: {message}", err=True)
     try:
         main.main(args=argv, prog_name="gec")
     except Exception as exc:  # a bug: one line by default, the traceback on request

@@ -147,3 +147,34 @@ def test_non_finite_weights_are_refused_on_load(tiny, tmp_path):
 
 def test_a_card_that_is_not_an_object_is_ignored(tiny, tmp_path):
     assert load_bundle(rewritten(tiny, tmp_path, card="[1, 2]")).card == {}
+
+
+def test_a_lookup_by_id_skips_an_unreadable_bundle_with_a_warning(tiny, model_dir):
+    import os
+
+    (model_dir / "aaa-broken.safetensors").write_bytes(b"not a bundle")
+    try:
+        with pytest.warns(UserWarning, match="aaa-broken"):
+            assert find_by_id(tiny.model_id).sha256 == tiny.sha256
+    finally:
+        os.unlink(model_dir / "aaa-broken.safetensors")
+
+
+def test_fifos_and_symlink_loops_in_the_model_folder_are_skipped_not_opened(model_dir):
+    import os
+
+    from click.testing import CliRunner
+
+    from gecodec.cli import main
+
+    fifo, loop = model_dir / "fifo.safetensors", model_dir / "loop.safetensors"
+    os.mkfifo(fifo)
+    loop.symlink_to(loop)
+    try:
+        with pytest.warns(UserWarning, match="not a regular file"):
+            paths = available_bundles()
+        assert fifo not in paths and loop not in paths and paths
+        result = CliRunner().invoke(main, ["models"])
+        assert result.exit_code == 0 and "tiny-test" in result.output
+    finally:
+        os.unlink(fifo), os.unlink(loop)
