@@ -174,7 +174,8 @@ def test_fifos_and_symlink_loops_in_the_model_folder_are_skipped_not_opened(mode
         with pytest.warns(UserWarning, match="not a regular file"):
             paths = available_bundles()
         assert fifo not in paths and loop not in paths and paths
-        result = CliRunner().invoke(main, ["models"])
+        with pytest.warns(UserWarning, match="not a regular file"):
+            result = CliRunner().invoke(main, ["models"])
         assert result.exit_code == 0 and "tiny-test" in result.output
     finally:
         os.unlink(fifo), os.unlink(loop)
