@@ -76,7 +76,7 @@ def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output: Path | Non
     to_folder = output is not None and (
         len(files) > 1 or any(p.is_dir() for p in inputs) or output.is_dir() or str(output).endswith(("/", os.sep))
     )
-    if to_folder:
+    if to_folder and files:  # no folder for a run with nothing to write
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -161,7 +161,7 @@ class Codec:
             raise FormatError(f"file has {count} measurements, more than the {3 * self.image_size**2} values "
                               f"of a {self.image_size}x{self.image_size} image")
         ints = torch.from_numpy(unpack_bits(payload, count, header.bits))
-        if header.mode == "ge":
+        if header.value_range is None:  # cs files always carry a range; a ge file may (formats/gec.md)
             lo, hi = self.bundle.calibration_lo, self.bundle.calibration_hi
         else:
             lo, hi = (torch.tensor(v, dtype=torch.float32) for v in header.value_range)

@@ -19,7 +19,7 @@ def check_output(path: Path, force: bool) -> None:
     """Fail early, before any work, if the output exists (without force) or its folder is missing."""
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
-    if path.exists() and not force:
+    if (path.exists() or path.is_symlink()) and not force:  # a dangling link is an output too
         raise OutputError(f"{path}: already exists (use --force to overwrite)")
     if not path.parent.is_dir():
         raise OutputError(f"{path}: folder {path.parent} does not exist")
@@ -50,7 +50,7 @@ def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
-        if path.exists() and not force:  # appeared while we worked
+        if (path.exists() or path.is_symlink()) and not force:  # appeared while we worked
             raise OutputError(f"{path}: already exists (use --force to overwrite)")
         os.replace(tmp, path)
     except OSError as exc:

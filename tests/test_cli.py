@@ -155,3 +155,16 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "nope.gec" in proc.stderr
+
+
+def test_a_dangling_symlink_at_the_output_is_not_replaced_without_force(tmp_path, image_file):
+    link = tmp_path / "out.gec"
+    link.symlink_to(tmp_path / "nowhere")
+    result = CliRunner().invoke(main, ["encode", str(image_file), "-o", str(link)])
+    assert result.exit_code != 0 and "already exists" in result.output and link.is_symlink()
+
+
+def test_encoding_an_empty_folder_creates_no_output_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["encode", str(tmp_path / "empty"), "-o", str(tmp_path / "x.gec")])
+    assert result.exit_code != 0 and not (tmp_path / "x.gec").exists()

@@ -136,3 +136,10 @@ def test_the_cs_matrix_cache_keeps_only_the_most_recent_few(codec):
     assert list(codec._gaussians) == [(16, seed) for seed in range(50 - GAUSSIAN_CACHE_SIZE, 50)]
     reused = codec.gaussian(16, 49)
     assert codec.gaussian(16, 49) is reused
+
+
+def test_a_quantizer_range_in_a_ge_header_applies_as_the_spec_says(codec):
+    m = codec.bundle.m
+    header = container.Header(model_id=codec.bundle.model_id, bits=8, value_range=(-2.0, 2.0))
+    parsed = codec.parse(container.write(header, bytes([255]) * m))
+    assert torch.allclose(parsed.values, torch.full((m,), 2.0))
