@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
+import msgpack
 import pytest
 import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from gecodec import container
 from gecodec.codec import Codec, search_options
-from gecodec.errors import FormatError, OptionError
+from gecodec.errors import FormatError, GecError, OptionError
 from gecodec.imageio import image_to_tensor
 from gecodec.search import SearchOptions, latent_search
 
@@ -143,3 +149,36 @@ def test_a_quantizer_range_in_a_ge_header_applies_as_the_spec_says(codec):
     header = container.Header(model_id=codec.bundle.model_id, bits=8, value_range=(-2.0, 2.0))
     parsed = codec.parse(container.write(header, bytes([255]) * m))
     assert torch.allclose(parsed.values, torch.full((m,), 2.0))
+
+
+EXTREME_INTS = st.integers(-2**63, 2**64 - 1)
+ANY_FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(  # each field is usually honest and sometimes extreme, so that both paths are exercised
+    bits=st.one_of(st.integers(2, 12), st.integers(0, 40)), seed=st.integers(0, 2**64 - 1),
+    mode=st.sampled_from([0, 0, 1, 2]),
+    size=st.one_of(st.none(), st.lists(st.integers(1, 300), min_size=2, max_size=2),
+                   st.lists(EXTREME_INTS, min_size=2, max_size=2)),
+    count=st.one_of(st.none(), st.integers(1, 64), st.integers(0, 70_000)),
+    value_range=st.one_of(st.none(), st.tuples(st.floats(-10, 0), st.floats(0.1, 10)).map(list),
+                          st.lists(ANY_FLOATS, min_size=2, max_size=2)),
+    hints=st.dictionaries(
+        st.sampled_from(["iters", "restarts", "lam", "lr"]),
+        st.one_of(st.integers(1, 3), st.floats(0.001, 1), EXTREME_INTS, ANY_FLOATS), max_size=4),
+    payload_bytes=st.one_of(st.none(), st.none(), st.integers(0, 200)),  # None: exactly what count and bits need
+)
+def test_fuzz_checksum_valid_headers_decode_quickly_or_raise_gec_errors(codec, bits, seed, mode, size, count,
+                                                                        value_range, hints, payload_bytes):
+    extras = {k: v for k, v in {1: mode, 2: size, 3: count, 4: value_range, 5: hints}.items() if v not in (None, {})}
+    if payload_bytes is None:
+        payload_bytes = ((count or codec.bundle.m) * bits + 7) // 8
+    body = b"GEC\x01" + msgpack.packb([codec.bundle.model_id, bits, seed, 0, extras]) + bytes(payload_bytes)
+    data = body + struct.pack("<I", zlib.crc32(body))
+    try:
+        decoded = codec.decode_batch([data], iters=1, restarts=1)
+    except GecError:
+        return
+    assert decoded.shape == (1, 3, codec.image_size, codec.image_size) and torch.isfinite(decoded).all()
+    event("decoded")
