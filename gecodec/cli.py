@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -214,13 +215,28 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
         for codec, group in jobs.items():
             for start in range(0, len(group), batch_size):  # save each batch as soon as it is done
                 chunk = group[start : start + batch_size]
-                images = codec.decode_parsed([parsed for *_, parsed in chunk], batch_size, bar.update, **overrides)
+                try:
+                    images = codec.decode_parsed([parsed for *_, parsed in chunk], batch_size, bar.update, **overrides)
+                except GecError:  # find the file that failed: decode the batch one file at a time
+                    images = [decode_one(codec, parsed, overrides, failures, source) for source, _, parsed in chunk]
                 for (source, target, parsed), x in zip(chunk, images):
+                    if x is None:
+                        continue
                     try:
                         save_image_atomic(tensor_to_image(x, parsed.header.original_size), target, force)
                     except GecError as exc:
                         failures.add(source, exc)
     failures.finish(total_files)
+
+
+def decode_one(codec: Codec, parsed: ParsedFile, overrides: dict[str, Any], failures: Failures, source: Path
+               ) -> torch.Tensor | None:
+    """One file's decoded image, or None with its error recorded."""
+    try:
+        return codec.decode_parsed([parsed], 1, None, **overrides)[0]
+    except GecError as exc:
+        failures.add(source, exc)
+        return None
 
 
 def describe(path: Path) -> dict[str, Any]:

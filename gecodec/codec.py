@@ -15,7 +15,7 @@ from PIL import Image
 from gecodec import container
 from gecodec.bundle import Bundle, load_model
 from gecodec.container import Header
-from gecodec.errors import FormatError, OptionError
+from gecodec.errors import DecodeError, FormatError, OptionError
 from gecodec.imageio import ImageInput, image_to_tensor, open_image, tensor_to_image
 from gecodec.operators import GaussianMeasurement
 from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack_bits
@@ -206,6 +206,8 @@ class Codec:
                 # The solver learned to search EN's measurements; a cs file gets the plain search.
                 solver = self.solver if operator_key[0] == "ge" else None
                 result = latent_search(self.generator, measure, targets, seeds, options, progress, solver)
+                if not bool(torch.isfinite(result.images).all()):  # never a silent black image
+                    raise DecodeError(f"the search diverged to non-finite pixels (lr {options.lr}, lam {options.lam})")
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)
         return out
 

@@ -9,6 +9,10 @@ class FormatError(GecError):
     """A .gec file is malformed: bad magic, unknown version, truncation, bad checksum, bad header."""
 
 
+class DecodeError(GecError):
+    """A well-formed file could not be decoded: the search diverged (non-finite pixels)."""
+
+
 class ModelNotFoundError(GecError):
     """No model bundle with the requested id or name is available."""
 

@@ -168,3 +168,25 @@ def test_encoding_an_empty_folder_creates_no_output_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(main, ["encode", str(tmp_path / "empty"), "-o", str(tmp_path / "x.gec")])
     assert result.exit_code != 0 and not (tmp_path / "x.gec").exists()
+
+
+def test_a_batch_that_diverges_is_reported_and_the_other_batches_are_written(tmp_path, image_file, monkeypatch):
+    from gecodec import codec as codec_module
+
+    good, bad = tmp_path / "good.gec", tmp_path / "bad.gec"
+    assert CliRunner().invoke(main, ["encode", str(image_file), "-o", str(good)]).exit_code == 0
+    header, payload = container.read(good.read_bytes())
+    bad.write_bytes(container.write(container.Header(model_id=header.model_id, bits=header.bits,
+                                                     hints={"lr": 10.0}), payload))
+    honest = codec_module.latent_search
+
+    def diverging(generator, measure, targets, seeds, options, *args):  # the bad file's search diverges
+        result = honest(generator, measure, targets, seeds, options, *args)
+        if options.lr == 10.0:
+            result.images = result.images * float("nan")
+        return result
+
+    monkeypatch.setattr(codec_module, "latent_search", diverging)
+    result = CliRunner().invoke(main, ["decode", str(bad), str(good), "-o", str(tmp_path / "out"), "--iters", "2"])
+    assert result.exit_code != 0 and "non-finite" in result.output and "Traceback" not in result.output
+    assert (tmp_path / "out" / "good.png").exists() and not (tmp_path / "out" / "bad.png").exists()
