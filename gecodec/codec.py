@@ -205,7 +205,11 @@ class Codec:
                 seeds = [parsed[i].header.seed for i in chunk]
                 # The solver learned to search EN's measurements; a cs file gets the plain search.
                 solver = self.solver if operator_key[0] == "ge" else None
-                result = latent_search(self.generator, measure, targets, seeds, options, progress, solver)
+                try:
+                    result = latent_search(self.generator, measure, targets, seeds, options, progress, solver)
+                except (RuntimeError, MemoryError) as exc:  # e.g. a caller's restarts=2**40: no memory for it
+                    raise DecodeError(f"the search could not run ({str(exc).splitlines()[0][:160] or 'out of memory'})"
+                                      ) from None
                 if not bool(torch.isfinite(result.images).all()):  # never a silent black image
                     raise DecodeError(f"the search diverged to non-finite pixels (lr {options.lr}, lam {options.lam})")
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)

@@ -42,7 +42,12 @@ class GecImageFile(ImageFile.ImageFile):
 
 
 def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    """Encode with the default model; pass bits=N, mode="cs", seed=N or model=NAME as save() options."""
+    """Encode with the default model; pass bits=N, mode="cs", seed=N or model=NAME as save() options.
+
+    The file is written only once encoding has succeeded. Pillow itself, though, truncates an existing file
+    before it calls any plugin, so Image.save(path) cannot be atomic: for that, write gecodec.encode's bytes
+    (or use gec encode, which writes a temporary file and renames it).
+    """
     options = {k: image.encoderinfo[k] for k in ("model", "bits", "mode", "seed") if k in image.encoderinfo}
     fp.write(api.encode(image, **options))
 

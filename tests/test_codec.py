@@ -182,3 +182,11 @@ def test_fuzz_checksum_valid_headers_decode_quickly_or_raise_gec_errors(codec, b
         return
     assert decoded.shape == (1, 3, codec.image_size, codec.image_size) and torch.isfinite(decoded).all()
     event("decoded")
+
+
+def test_a_search_too_large_for_memory_is_a_decode_error(codec):
+    from gecodec.errors import DecodeError
+
+    files = codec.encode_batch(images(1))
+    with pytest.raises(DecodeError, match="could not run"):
+        codec.decode_batch(files, iters=1, restarts=2**40)
