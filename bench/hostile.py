@@ -32,6 +32,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from gecodec.bundle import load_model, read_metadata
+from gecodec.codec import Codec
 from gecodec.fileio import write_bytes_atomic
 
 RESULTS = Path(__file__).parent / "results"
@@ -107,6 +108,18 @@ def main(argv: list[str] | None = None) -> None:
         path = work / (name.replace(" ", "_").replace("/", "_") + ".gec")
         path.write_bytes(data)
         cases.append((name, ["decode", str(path), "-o", str(work / "out.png"), "-f", "--iters", "1"], env))
+    limit_size = work / "at-the-size-limit.gec"
+    limit_size.write_bytes(gec_file(mid, {2: [8192, 8192]}, bytes(range(128))))
+    cases.append(("original size 8192 x 8192 (honest, at the limit)",
+                  ["decode", str(limit_size), "-o", str(work / "big.png"), "--iters", "1", "--restarts", "1"], env))
+    seeds = work / "cs-seeds"
+    seeds.mkdir()
+    codec = Codec(default, "cpu")
+    face_tensor = torch.zeros(1, 3, default.image_size, default.image_size)
+    for seed in range(40):
+        (seeds / f"{seed}.gec").write_bytes(codec.encode_batch(face_tensor, mode="cs", seed=seed, count=1000)[0])
+    cases.append(("40 cs files with distinct seeds, count 1000, one batch",
+                  ["decode", str(seeds), "-o", str(work / "seeds-out"), "--iters", "1", "--restarts", "1"], env))
     cases.append(("/dev/zero as input", ["decode", "/dev/zero", "-o", str(work / "zero.png")], env))
     fifo = work / "pipe.gec"
     os.mkfifo(fifo)
