@@ -19,8 +19,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -63,27 +61,6 @@ def hostile_bundle(folder: Path, name: str, config_change: Callable[[dict], None
 def poison(tensors: dict) -> None:
     name = next(k for k in tensors if k.startswith("generator."))
     tensors[name] = torch.full_like(tensors[name], float("nan"))
-
-
-def run_case(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> dict:
-    """Run `gec ARGS` as a child process; its exit status, seconds, peak resident memory and first gec: line."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "gecodec.cli", *args], cwd=cwd, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True)
-    reader.start()
-    killer = threading.Timer(timeout, process.kill)
-    killer.start()
-    _, status, usage = os.wait4(process.pid, 0)  # rusage of this child alone
-    killer.cancel()
-    reader.join()
-    seconds = time.perf_counter() - started
-    # gec's own one-line errors and warnings, and gec models' line for the hostile bundle
-    lines = [line for line in "".join(output).splitlines() if line.startswith("gec:") or "hostile.safetensors" in line]
-    code = os.waitstatus_to_exitcode(status)
-    return {"status": "killed (timeout)" if code < 0 else code, "seconds": round(seconds, 2),
-            "peak_mb": round(usage.ru_maxrss / 1024), "message": lines[0].replace(str(cwd), "WORK") if lines else ""}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,11 +127,13 @@ def main(argv: list[str] | None = None) -> None:
                   str(work / "j.png"), "-f", "--iters", "1"], {**env, "GECODEC_MODEL_DIR": str(junk)}))
     cases.append(("model folder with junk, a FIFO, a symlink loop: gec models", ["models"],
                   {**env, "GECODEC_MODEL_DIR": str(junk)}))
-    rows = []
-    for name, args, case_env in cases:
-        row = {"case": name, **run_case(args, case_env, work)}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    # The cases run from a small process of their own: a child's peak memory counts what its parent held when
+    # it forked, and this one holds torch and the model.
+    plan = [{"case": name, "args": args, "model_dir": case_env["GECODEC_MODEL_DIR"]} for name, args, case_env in cases]
+    (work / "cases.json").write_text(json.dumps(plan))
+    subprocess.run([sys.executable, "-m", "bench.child_runs", str(work / "cases.json"), str(work / "rows.json"),
+                    str(work)], check=True, cwd=Path(__file__).parents[1])
+    rows = json.loads((work / "rows.json").read_text())
     shutil.rmtree(work, ignore_errors=True)
     write_bytes_atomic(RESULTS / "hostile.json", (json.dumps(rows, indent=1) + "\n").encode(), force=True)
     print("| case | exit | seconds | peak memory | first line of output |\n|---|---|---|---|---|")
