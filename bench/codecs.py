@@ -108,19 +108,33 @@ def pixel_values(bundle: Bundle) -> int:
     return 3 * bundle.image_size**2
 
 
+# The rates swept for a model with an entropy model, besides its fixed-length bits: --quality from 0 to 100,
+# and --target-bytes at the sizes the codec's targets name.
+QUALITIES = tuple(range(0, 101, 10))
+TARGET_BYTES = (60, 100)
+
+
 class GeCodec(GenerativeCodec):
     name = "ge"
-    description = "gecodec: m = EN(x) quantized, decoded by latent search"
+    description = "gecodec: m = EN(x) quantized (fixed-length or entropy-coded), decoded by latent search"
 
     def settings(self) -> list[Setting]:
-        return [{"model": name, "m": b.m, "bits": bits} for name, b in self.bundles.items() for bits in self.bits]
+        settings: list[Setting] = []
+        for name, b in self.bundles.items():
+            settings += [{"model": name, "m": b.m, "bits": bits} for bits in self.bits]
+            if b.entropy is not None:
+                settings += [{"model": name, "m": b.m, "quality": q} for q in QUALITIES]
+                settings += [{"model": name, "m": b.m, "target_bytes": n} for n in TARGET_BYTES]
+        return settings
 
     def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
-        return self.codec(setting).encode_batch(images, bits=setting["bits"])
+        rate = {k: setting[k] for k in ("bits", "quality", "target_bytes") if k in setting}
+        return self.codec(setting).encode_batch(images, **rate)
 
     def label(self, setting: Setting) -> str:
         kind = self.bundles[setting["model"]].encoder_kind.upper()  # the paper's GE0 or GE1
-        return f"{kind} m={setting['m']} bits={setting['bits']} ({setting['model']})"
+        rate = next(f"{k.replace('_', ' ')}={setting[k]}" for k in ("bits", "quality", "target_bytes") if k in setting)
+        return f"{kind} m={setting['m']} {rate} ({setting['model']})"
 
 
 class AeCodec(GeCodec):

@@ -17,12 +17,15 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
     """Split a codec's rows into curves: one per model (and Lasso basis) for the generative codecs, whose
-    rate grows with bits and m along the curve; one for the rest."""
+    rate grows with bits and m along the curve, and one more per model for entropy-coded files (rate grows with
+    quality); one for the rest. Target-byte settings are table rows, not curve points."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         setting = row["setting"]
+        if "target_bytes" in setting:
+            continue
         label = ", ".join(str(setting[k]) for k in ("model", "basis") if k in setting)
-        groups.setdefault(label, []).append(row)
+        groups.setdefault(label + (", entropy-coded" if "quality" in setting else ""), []).append(row)
     return groups
 
 

@@ -6,8 +6,9 @@
 Golden files are a compatibility contract: tests decode them on every run, so once committed they are
 never regenerated unless the format version changes (then add new files and keep the old ones).
 
-Sets: the tiny GE1 bundle's files (expected.json), a tiny joint bundle's file (expected-joint.json), and a
-file made with the shipped default model of 2026-11, celeba64-default id 93851b1c (expected-default-v2.json).
+Sets: the tiny GE1 bundle's files (expected.json), a tiny joint bundle's file (expected-joint.json), a
+file made with the shipped default model of 2026-11, celeba64-default id 93851b1c (expected-default-v2.json),
+and version-2 (entropy-coded) files of a tiny bundle with an entropy model (expected-entropy.json).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from gecodec import container
 from gecodec.bundle import Bundle, load_bundle, load_model, save_bundle
 from gecodec.codec import Codec
+from gecodec.entropy import fit_entropy_model
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
 from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.solver import LatentSolver, SolverConfig
@@ -31,6 +33,7 @@ from gecodec.search import SearchOptions
 HERE = Path(__file__).parent / "golden"
 TINY_BUNDLE = HERE / "tiny-test.safetensors"
 TINY_JOINT_BUNDLE = HERE / "tiny-joint-test.safetensors"
+TINY_ENTROPY_BUNDLE = HERE / "tiny-entropy-test.safetensors"
 
 # (file name, encode options, original size, decoder hints)
 CASES = [
@@ -84,6 +87,35 @@ def make_tiny_joint_bundle(seed: int = 1) -> Bundle:
     )
 
 
+def make_tiny_entropy_bundle(seed: int = 2) -> Bundle:
+    """The tiny joint model's networks (other random weights) with an entropy model fitted to EN's outputs."""
+    joint = make_tiny_joint_bundle(seed)
+    with torch.no_grad():
+        outputs = joint.encoder(torch.rand(512, 3, 16, 16) * 2 - 1)
+    return Bundle(
+        name="tiny-entropy-test", generator=joint.generator, encoder=joint.encoder,
+        calibration_lo=joint.calibration_lo, calibration_hi=joint.calibration_hi,
+        card={"summary": "untrained random weights, 16x16: a test fixture for entropy-coded (version 2) files"},
+        solver=joint.solver, decode=joint.decode, entropy=fit_entropy_model(outputs),
+    )
+
+
+def header_fields(header: container.Header) -> dict:
+    fields = {"model_id": header.model_hex, "bits": header.bits, "seed": header.seed, "mode": header.mode,
+              "original_size": header.original_size, "count": header.count, "value_range": header.value_range,
+              "hints": header.hints}
+    if header.quality is not None:
+        fields["quality"] = header.quality
+    return fields
+
+
+def stored_values(bundle: Bundle, header: container.Header, payload: bytes) -> list[int]:
+    """The integers a file holds: fixed-length values (version 1) or entropy-coded symbols (version 2)."""
+    if header.quality is not None:
+        return bundle.entropy.decode(payload, header.quality).tolist()
+    return unpack_bits(payload, header.count or bundle.m, header.bits).tolist()
+
+
 def write_set(expected_name: str, bundle: Bundle, bundle_file: str | None, cases: list, hints: dict) -> None:
     """Encode each case's picture, write the .gec file, its decoded pixels, and what a reader must find in it."""
     codec = Codec(bundle, "cpu")
@@ -93,16 +125,10 @@ def write_set(expected_name: str, bundle: Bundle, bundle_file: str | None, cases
         data = codec.encode_batch(x, original_sizes=[original_size], hints=hints, **options)[0]
         (HERE / name).write_bytes(data)
         header, payload = container.read(data)
-        count = header.count or bundle.m
         decoded = codec.decode_batch([data])[0]
         np.save(HERE / (name + ".decoded.npy"), tensor_to_pixels(decoded))
-        expected["files"][name] = {
-            "bytes": len(data),
-            "header": {"model_id": header.model_hex, "bits": header.bits, "seed": header.seed, "mode": header.mode,
-                       "original_size": header.original_size, "count": header.count,
-                       "value_range": header.value_range, "hints": header.hints},
-            "values": unpack_bits(payload, count, header.bits).tolist(),
-        }
+        expected["files"][name] = {"bytes": len(data), "header": header_fields(header),
+                                   "values": stored_values(bundle, header, payload)}
     (HERE / expected_name).write_text(json.dumps(expected, indent=1) + "\n")
     print(f"wrote {expected_name}: {len(cases)} golden files")
 
@@ -123,6 +149,12 @@ def main() -> None:
         bundle = load_model("93851b1c")  # the shipped default of 2026-11, before the joint model replaced it
         write_set("expected-default-v2.json", bundle, None,
                   [("default-v2-8bit.gec", {"bits": 8, "mode": "ge", "seed": 0}, None)], {"iters": 20, "restarts": 1})
+    if args.force or not (HERE / "expected-entropy.json").exists():
+        save_bundle(make_tiny_entropy_bundle(), TINY_ENTROPY_BUNDLE)
+        write_set("expected-entropy.json", load_bundle(TINY_ENTROPY_BUNDLE), TINY_ENTROPY_BUNDLE.name, [
+            ("v2-q60.gec", {"quality": 60}, None),
+            ("v2-q5-nonsquare.gec", {"quality": 5, "seed": 9}, (40, 24)),
+        ], {})
 
 
 if __name__ == "__main__":

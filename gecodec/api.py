@@ -12,7 +12,7 @@ from PIL import Image
 
 from gecodec import container
 from gecodec.bundle import Bundle, find_by_id, load_model
-from gecodec.codec import DEFAULT_BITS, Codec, resolve_device
+from gecodec.codec import Codec, resolve_device
 from gecodec.errors import GecError
 from gecodec.imageio import ImageInput, open_image
 from gecodec.restoration import restore_images
@@ -64,11 +64,18 @@ def encode(
     seed: int = 0,
     count: int | None = None,
     device: str | torch.device | None = None,
+    quality: int | None = None,
+    target_bytes: int | None = None,
 ) -> bytes:
-    """Compress an image (path or PIL image) to .gec bytes with a model (default: the shipped one)."""
+    """Compress an image (path or PIL image) to .gec bytes with a model (default: the shipped one).
+
+    Rate, at most one of: quality (0..100, entropy-coded), target_bytes (the largest quality that fits), bits
+    (fixed-length values). Default: the model's default quality, or 8 bits where it has no entropy model.
+    """
     bundle = model if isinstance(model, Bundle) else load_model(model)
     codec = get_codec(bundle, device)
-    return codec.encode_image(image, bits=DEFAULT_BITS if bits is None else bits, mode=mode, seed=seed, count=count)
+    return codec.encode_image(image, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
+                              target_bytes=target_bytes)
 
 
 def decode(data: GecInput, device: str | torch.device | None = None, **search_options: Any) -> Image.Image:

@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gecodec.container import HINT_LIMITS
+from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
@@ -28,8 +29,10 @@ from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.search import SearchOptions
 
 FORMAT_NAME = "gecodec-bundle"
-# Version 2 adds a joint model's solver and decode schedule; a bundle without them is still written as version 1.
-FORMAT_VERSION, SOLVER_FORMAT_VERSION = "1", "2"
+# Version 2 adds a joint model's solver and decode schedule, version 3 an entropy model; a bundle is written with
+# the lowest version that holds what it has.
+FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION = "1", "2", "3"
+FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION)
 BUNDLE_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "celeba64-default"
@@ -50,6 +53,7 @@ class Bundle:
     ae_decoder: AutoencoderDecoder | None = None  # the GE1 autoencoder's own decoder, when trained with one
     solver: LatentSolver | None = None  # a joint model's learned start and steps
     decode: SearchOptions = field(default_factory=SearchOptions)  # the decoder's default schedule
+    entropy: EntropyModel | None = None  # the probability tables of entropy-coded (version 2) files
     sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
     path: Path | None = None
 
@@ -99,7 +103,15 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
                 tensors[f"{prefix}.{key}"] = value.detach().to("cpu", dtype).contiguous()
     tensors["calibration.lo"] = bundle.calibration_lo.detach().float().cpu().contiguous()
     tensors["calibration.hi"] = bundle.calibration_hi.detach().float().cpu().contiguous()
+    if bundle.entropy is not None:  # kept exact whatever the weights' dtype: the tables are integers
+        tensors.update({k: v.detach().cpu().contiguous() for k, v in bundle.entropy.to_tensors().items()})
     return tensors
+
+
+def format_version(bundle: Bundle) -> str:
+    if bundle.entropy is not None:
+        return ENTROPY_FORMAT_VERSION
+    return FORMAT_VERSION if bundle.solver is None and bundle.decode == SearchOptions() else SOLVER_FORMAT_VERSION
 
 
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
@@ -114,9 +126,11 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["solver"] = bundle.solver.config.to_dict()
     if bundle.decode != SearchOptions():
         config["decode"] = vars(bundle.decode).copy()
+    if bundle.entropy is not None:
+        config["entropy"] = {"qualities": QUALITIES, "default_quality": bundle.entropy.default_quality}
     metadata = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION if bundle.solver is None and "decode" not in config else SOLVER_FORMAT_VERSION,
+        "format_version": format_version(bundle),
         "name": bundle.name,
         "config": json.dumps(config, sort_keys=True),
         "card": json.dumps(bundle.card, sort_keys=True),
@@ -149,7 +163,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise BundleError(f"{path}: not a readable model bundle ({exc})") from None
     if metadata.get("format") != FORMAT_NAME:
         raise BundleError(f"{path}: not a gecodec model bundle")
-    if metadata.get("format_version") not in (FORMAT_VERSION, SOLVER_FORMAT_VERSION):
+    if metadata.get("format_version") not in FORMAT_VERSIONS:
         raise BundleError(f"{path}: unsupported bundle version {metadata.get('format_version')!r}")
     return metadata
 
@@ -159,9 +173,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 CONFIG_CAPS = {"image_size": 256, "latent_dim": 1024, "channels": 1024, "min_channels": 1024, "m": 4096,
                "depth": 8, "filters": 256, "embedding_dim": 1024, "hidden": 4096}
 STORED_DTYPES = ("F16", "F32")
+MAX_TABLE_ENTRIES = 1 << 20  # an entropy model's tables, all qualities together
 
 
 def _check_caps(config: dict) -> None:
+    entropy = config.get("entropy")
+    if entropy is not None and not (isinstance(entropy, dict) and entropy.get("qualities") == QUALITIES):
+        raise ValueError(f"the entropy model must have {QUALITIES} qualities")
     for part in ("generator", "encoder", "ae_decoder", "solver"):
         for key, value in config.get(part, {}).items():
             if key in CONFIG_CAPS and isinstance(value, int) and not 1 <= value <= CONFIG_CAPS[key]:
@@ -190,20 +208,29 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
     from safetensors import safe_open
 
     with torch.device("meta"):  # shapes without memory
-        expected = {f"{prefix}.{key}": tuple(value.shape) for prefix, module in _build(config).items()
-                    if module is not None for key, value in module.state_dict().items()}
+        modules = _build(config)
+    expected = {f"{prefix}.{key}": (tuple(value.shape), STORED_DTYPES) for prefix, module in modules.items()
+                if module is not None for key, value in module.state_dict().items()}
+    m = modules["encoder"].config.m
+    expected.update({"calibration.lo": ((m,), ("F32",)), "calibration.hi": ((m,), ("F32",))})
+    if "entropy" in config:
+        expected.update({"entropy.mean": ((m,), ("F32",)), "entropy.scale": ((m,), ("F32",)),
+                         "entropy.steps": ((QUALITIES,), ("F32",)), "entropy.radii": ((QUALITIES,), ("I32",)),
+                         "entropy.frequencies": (None, ("I32",))})
     with safe_open(str(path), framework="pt") as handle:
         stored = {name: handle.get_slice(name) for name in handle.keys()}
-        calibration = {"calibration.lo", "calibration.hi"}
-        unexpected = sorted(set(stored) - set(expected) - calibration)
-        missing = sorted((set(expected) | calibration) - set(stored))
+        unexpected = sorted(set(stored) - set(expected))
+        missing = sorted(set(expected) - set(stored))
         if unexpected or missing:
             raise ValueError(f"tensors {(unexpected or missing)[:3]} {'not in' if unexpected else 'missing from'} "
                              "the config's networks")
         for name, tensor in stored.items():
-            shape = tuple(tensor.get_shape())
-            if tensor.get_dtype() not in STORED_DTYPES or shape != expected.get(name, shape):
-                raise ValueError(f"tensor {name} is {tensor.get_dtype()} {shape}, the config needs {expected.get(name)}")
+            shape, dtypes = expected[name]
+            found = tuple(tensor.get_shape())
+            if shape is None:  # the tables: one dimension, bounded
+                shape = (min(found[0], MAX_TABLE_ENTRIES),) if len(found) == 1 else None
+            if tensor.get_dtype() not in dtypes or found != shape:
+                raise ValueError(f"tensor {name} is {tensor.get_dtype()} {found}, the config needs {shape}")
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -221,7 +248,7 @@ def load_bundle(path: str | Path) -> Bundle:
         _check_caps(config)
         _check_stored_tensors(path, config)
         tensors = load_file(str(path))
-        bad = next((name for name, t in tensors.items() if not bool(torch.isfinite(t).all())), None)
+        bad = next((name for name, t in tensors.items() if not bool(torch.isfinite(t.float()).all())), None)
         if bad is not None:
             raise ValueError(f"tensor {bad} holds non-finite values")
         modules = _build(config)
@@ -243,12 +270,14 @@ def load_bundle(path: str | Path) -> Bundle:
             ae_decoder=modules["ae_decoder"],
             solver=modules["solver"],
             decode=decode,
+            entropy=EntropyModel.from_tensors(tensors, config["entropy"]["default_quality"])
+            if "entropy" in config else None,
             sha256=tensors_digest(tensors),
             path=path,
         )
     except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, GecError) as exc:
         raise BundleError(f"{path}: inconsistent model bundle ({str(exc).splitlines()[0]})") from None
-    if bundle.calibration_lo.shape != (bundle.m,) or not bool((bundle.calibration_hi > bundle.calibration_lo).all()):
+    if not bool((bundle.calibration_hi > bundle.calibration_lo).all()):
         raise BundleError(f"{path}: quantizer calibration does not match the encoder's m = {bundle.m}")
     return bundle
 

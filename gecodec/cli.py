@@ -157,8 +157,13 @@ def search_options_group(command: Callable) -> Callable:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option
 @click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
-@click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=DEFAULT_BITS, show_default=True,
-              help="Bits per measurement.")
+@click.option("--quality", type=click.IntRange(0, container.MAX_QUALITY), default=None,
+              help="0 (smallest) to 100 (best): an entropy-coded file. Default: the model's default quality.")
+@click.option("--target-bytes", type=click.IntRange(1), default=None,
+              help="The largest quality whose file fits in this many bytes.")
+@click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=None,
+              help=f"Fixed-length values of this many bits (version-1 files; the default, {DEFAULT_BITS}, for cs "
+                   "mode and for models without an entropy model).")
 @click.option("--mode", type=click.Choice(["ge", "cs"]), default="ge", show_default=True,
               help="ge: m = EN(x). cs: Gaussian measurements m = A x (the CSGM baseline).")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
@@ -168,8 +173,9 @@ def search_options_group(command: Callable) -> Callable:
 @device_option
 @force_option
 @quiet_option
-def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, bits: int, mode: str, seed: int,
-           count: int | None, device: str | None, force: bool, quiet: bool) -> None:
+def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, quality: int | None,
+           target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, device: str | None,
+           force: bool, quiet: bool) -> None:
     """Encode images (files or folders of images) to .gec files."""
     failures = Failures()
     files = expand(inputs, is_image_path, failures)
@@ -177,9 +183,10 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, bit
     pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
     if pairs:
         codec = api.get_codec(load_model(model), device)
+        rate = codec.rate_settings(bits, quality, target_bytes, mode)  # a bad combination fails before any work
         for source, target in tqdm(pairs, unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None):
             try:
-                write_bytes_atomic(target, codec.encode_image(source, bits=bits, mode=mode, seed=seed, count=count), force)
+                write_bytes_atomic(target, codec.encode_image(source, mode=mode, seed=seed, count=count, **rate), force)
             except GecError as exc:
                 failures.add(source, exc)
     failures.finish(total)
@@ -249,14 +256,15 @@ def describe(path: Path) -> dict[str, Any]:
         model_name, side, model_m = bundle.name, bundle.image_size, bundle.m
     except GecError:
         model_name, side, model_m = None, None, None
-    count = header.count or model_m or (len(payload) * 8) // header.bits
+    count = header.count or model_m or (None if header.bits is None else (len(payload) * 8) // header.bits)
     width, height = header.original_size or (side, side)
     info: dict[str, Any] = {
-        "file": str(path), "bytes": parts.total, "model_id": header.model_hex, "model": model_name,
-        "mode": header.mode, "values": count, "bits": header.bits, "seed": header.seed,
+        "file": str(path), "bytes": parts.total, "version": header.version, "model_id": header.model_hex,
+        "model": model_name, "mode": header.mode, "values": count, "bits": header.bits, "quality": header.quality,
+        "bits_per_value": round(parts.payload * 8 / count, 3) if count else None, "seed": header.seed,
         "original_size": list(header.original_size) if header.original_size else None,
         "value_range": list(header.value_range) if header.value_range else None, "hints": header.hints,
-        "layout": {"fixed": parts.fixed, "header": parts.header, "payload": parts.payload,
+        "layout": {"fixed": parts.fixed, "fixed_parts": parts.fixed_parts, "header": parts.header, "payload": parts.payload,
                    "payload_encoding": parts.payload_encoding},
         "bpp": round(parts.total * 8 / (width * height), 4) if width else None,
     }
@@ -283,14 +291,19 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
             size = "x".join(map(str, item["original_size"])) if item["original_size"] else "model size"
             click.echo(f"{item['file']}: {item['bytes']} bytes" + (f", {item['bpp']} bpp" if item["bpp"] else ""))
             click.echo(f"  model     {model}")
-            click.echo(f"  mode      {item['mode']}, {item['values']} values x {item['bits']} bits")
+            if item["quality"] is None:
+                click.echo(f"  mode      {item['mode']}, {item['values']} values x {item['bits']} bits")
+            else:
+                values = f"{item['values']} values, {item['bits_per_value']} bits each" if item["values"] else "values"
+                click.echo(f"  mode      {item['mode']}, {values} (entropy-coded)")
+                click.echo(f"  quality   {item['quality']}")
             click.echo(f"  image     {size}")
             click.echo(f"  seed      {item['seed']}")
             if item["value_range"]:
                 click.echo(f"  range     {item['value_range'][0]:.6g} .. {item['value_range'][1]:.6g}")
             if item["hints"]:
                 click.echo(f"  hints     {item['hints']}")
-            click.echo(f"  layout    {layout['fixed']} fixed (magic, version, CRC-32) + {layout['header']} header"
+            click.echo(f"  layout    {layout['fixed']} fixed ({layout['fixed_parts']}) + {layout['header']} header"
                        f" + {layout['payload']} payload ({layout['payload_encoding']})")
     failures.finish(len(files))
 

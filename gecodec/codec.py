@@ -15,6 +15,7 @@ from PIL import Image
 from gecodec import container
 from gecodec.bundle import Bundle, load_model
 from gecodec.container import Header
+from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, OptionError
 from gecodec.imageio import ImageInput, image_to_tensor, open_image, tensor_to_image
 from gecodec.operators import GaussianMeasurement
@@ -93,23 +94,57 @@ class Codec:
 
     # -- encoding ---------------------------------------------------------------------------------
 
+    def rate_settings(self, bits: int | None = None, quality: int | None = None, target_bytes: int | None = None,
+                      mode: str = "ge") -> dict[str, int | None]:
+        """Check the caller's rate settings and fill in the default: the model's default quality when it has an
+        entropy model (and the mode is ge), else DEFAULT_BITS fixed-length values."""
+        chosen = [name for name, value in (("bits", bits), ("quality", quality), ("target_bytes", target_bytes))
+                  if value is not None]
+        if len(chosen) > 1:
+            raise OptionError(f"give one of bits, quality and target bytes, not {len(chosen)}: {' and '.join(chosen)}")
+        if (quality is not None or target_bytes is not None) and (mode != "ge" or self.bundle.entropy is None):
+            why = "cs files" if mode != "ge" else f"model {self.bundle.name} has no entropy model"
+            raise OptionError(f"quality and target bytes need entropy-coded files, and {why} use fixed-length "
+                              "values: use bits")
+        if quality is not None:
+            check_quality(quality)
+        if target_bytes is not None and not (isinstance(target_bytes, int) and target_bytes > 0):
+            raise OptionError(f"target bytes must be a positive integer, got {target_bytes!r}")
+        if not chosen:
+            if mode == "ge" and self.bundle.entropy is not None:
+                quality = self.bundle.entropy.default_quality
+            else:
+                bits = DEFAULT_BITS
+        return {"bits": check_bits(bits) if bits is not None else None, "quality": quality,
+                "target_bytes": target_bytes}
+
     def encode_batch(
         self,
         images: torch.Tensor,
-        bits: int = DEFAULT_BITS,
+        bits: int | None = None,
         mode: str = "ge",
         seed: int = 0,
         count: int | None = None,
         original_sizes: Sequence[tuple[int, int] | None] | None = None,
         hints: dict[str, Any] | None = None,
+        quality: int | None = None,
+        target_bytes: int | None = None,
     ) -> list[bytes]:
-        """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each."""
-        check_bits(bits)
+        """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each.
+
+        Rate: ``quality`` (0..100) or ``target_bytes`` (the largest quality whose file fits) give entropy-coded
+        version-2 files; ``bits`` gives version-1 files of fixed-length values. At most one; the default is the
+        model's default quality, or 8 bits for a model without an entropy model (and in cs mode).
+        """
+        rate = self.rate_settings(bits, quality, target_bytes, mode)
         size = self.image_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
             raise OptionError(f"expected images of shape (B, 3, {size}, {size}), got {tuple(images.shape)}")
         sizes = list(original_sizes) if original_sizes is not None else [None] * len(images)
         images = images.to(self.device, torch.float32)
+        if rate["bits"] is None:
+            return self._encode_entropy(images, sizes, seed, hints, rate["quality"], rate["target_bytes"])
+        bits = rate["bits"]
         with torch.no_grad():
             if mode == "ge":
                 if count not in (None, self.bundle.m):
@@ -138,12 +173,40 @@ class Codec:
             files.append(container.write(header, pack_bits(row, bits)))
         return files
 
-    def encode_image(self, image: ImageInput, bits: int = DEFAULT_BITS, mode: str = "ge", seed: int = 0,
-                     count: int | None = None) -> bytes:
-        """Encode one image (a path or a PIL image): centre crop, resize, measure, quantize, pack."""
+    def _encode_entropy(self, images: torch.Tensor, sizes: list[tuple[int, int] | None], seed: int,
+                        hints: dict[str, Any] | None, quality: int | None, target_bytes: int | None) -> list[bytes]:
+        """Version-2 files: each image at ``quality``, or at the largest quality whose file fits ``target_bytes``."""
+        with torch.no_grad():
+            values = self.encoder(images).cpu()
+        entropy, size = self.bundle.entropy, self.image_size
+        files = []
+        for row, original in zip(values, sizes):
+            def file_at(q: int) -> bytes:
+                header = Header(model_id=self.bundle.model_id, quality=q, seed=seed, hints=dict(hints or {}),
+                                original_size=None if original in (None, (size, size)) else tuple(original))
+                return container.write(header, entropy.encode(entropy.quantize(row[None], q)[0], q))
+            if target_bytes is None:
+                files.append(file_at(quality))
+                continue
+            smallest = file_at(0)
+            if len(smallest) > target_bytes:
+                raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(smallest)}")
+            # Sizes grow with quality, so bisect: fits holds the largest quality known to fit, and its file.
+            fits, too_big = (0, smallest), QUALITIES
+            while too_big - fits[0] > 1:
+                middle = (fits[0] + too_big) // 2
+                data = file_at(middle)
+                fits, too_big = ((middle, data), too_big) if len(data) <= target_bytes else (fits, middle)
+            files.append(fits[1])
+        return files
+
+    def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
+                     count: int | None = None, quality: int | None = None, target_bytes: int | None = None) -> bytes:
+        """Encode one image (a path or a PIL image): centre crop, resize, measure, quantize, code."""
         picture = open_image(image)
         x = image_to_tensor(picture, self.image_size).unsqueeze(0)
-        return self.encode_batch(x, bits=bits, mode=mode, seed=seed, count=count, original_sizes=[picture.size])[0]
+        return self.encode_batch(x, bits=bits, mode=mode, seed=seed, count=count, original_sizes=[picture.size],
+                                 quality=quality, target_bytes=target_bytes)[0]
 
     # -- decoding ---------------------------------------------------------------------------------
 
@@ -152,6 +215,11 @@ class Codec:
         header, payload = container.read(data)
         if header.model_id != self.bundle.model_id:
             raise FormatError(f"file needs model {header.model_hex}, this codec holds {self.bundle.model_hex}")
+        if header.quality is not None:
+            entropy = self.bundle.entropy
+            if entropy is None:
+                raise FormatError(f"the file is entropy-coded, and model {self.bundle.model_hex} has no entropy model")
+            return ParsedFile(header, entropy.dequantize(entropy.decode(payload, header.quality), header.quality))
         if not 2 <= header.bits <= 12:
             raise FormatError(f"unsupported bit depth {header.bits}")
         count = header.count if header.count is not None else self.bundle.m

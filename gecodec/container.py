@@ -1,11 +1,13 @@
-"""The .gec container, version 1: bytes <-> (header, payload). Specified in formats/gec.md.
+"""The .gec container: bytes <-> (header, payload). Specified in formats/gec.md.
 
-Layout: magic "GEC" | version byte | msgpack header array | payload | CRC-32 (little-endian).
-Knows nothing of models or torch.
+Version 1: magic "GEC" | 01 | msgpack header array | packed fixed-length payload | CRC-32 (little-endian).
+Version 2: magic "GE" | 02 | model id (4) | quality and extras flag (1) | [msgpack extras] | entropy-coded
+payload | CRC-16 (little-endian): 10 bytes of envelope. Knows nothing of models or torch.
 """
 
 from __future__ import annotations
 
+import binascii
 import math
 import struct
 import zlib
@@ -20,6 +22,11 @@ from gecodec.errors import FormatError, OptionError
 MAGIC = b"GEC"
 VERSION = 1
 CHECKSUM_SIZE = 4
+MAGIC_V2, VERSION_V2 = b"GE", 2  # a version-1 file has "C" where a version-2 file has its version byte
+CHECKSUM_SIZE_V2 = 2
+FIXED_V2 = len(MAGIC_V2) + 1 + 4 + 1 + CHECKSUM_SIZE_V2  # magic, version, model id, quality byte, CRC-16
+HAS_EXTRAS = 0x80  # the quality byte's top bit: a msgpack extras map follows it
+MAX_QUALITY = 100
 MAX_HEADER_SIZE = 1024  # bytes; a longer header is rejected before it is parsed
 MAX_PAYLOAD_SIZE = 1 << 16  # bytes after decompression
 MAX_FILE_SIZE = 4 + MAX_HEADER_SIZE + MAX_PAYLOAD_SIZE + CHECKSUM_SIZE
@@ -28,7 +35,8 @@ MODES = ("ge", "cs")
 PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
-KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS = 1, 2, 3, 4, 5
+KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED = 1, 2, 3, 4, 5, 6
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED)  # version 2 codes ge mode only, and its seed lives in the extras
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
@@ -40,21 +48,28 @@ class Header:
     """What a .gec file says about its payload. See formats/gec.md for each field."""
 
     model_id: int  # first 4 bytes of the model bundle's SHA-256, as a big-endian uint32
-    bits: int  # bits per quantized value
+    bits: int | None = None  # version 1: bits per quantized value
     seed: int = 0  # decoder seed: restarts' starting points (and A in cs mode) derive from it
     mode: str = "ge"  # "ge": m = EN(x); "cs": m = A x with Gaussian A regenerated from the seed
     original_size: tuple[int, int] | None = None  # (width, height) when it differs from the model's size
     count: int | None = None  # number of measurements, when it differs from the model's m (always set in cs mode)
     value_range: tuple[float, float] | None = None  # quantizer range (lo, hi) when not taken from the model
     hints: dict[str, Any] = field(default_factory=dict)  # decoder settings suggested by the encoder
+    quality: int | None = None  # version 2: the quality factor (0..100) that chose the entropy coder's step
 
     @property
     def model_hex(self) -> str:
         return f"{self.model_id:08x}"
 
+    @property
+    def version(self) -> int:
+        return VERSION if self.quality is None else VERSION_V2
+
 
 def _extras(header: Header) -> dict[int, Any]:
     extras: dict[int, Any] = {}
+    if header.version == VERSION_V2 and header.seed:
+        extras[KEY_SEED] = header.seed
     if header.mode != "ge":
         extras[KEY_MODE] = MODES.index(header.mode)
     if header.original_size is not None:
@@ -69,11 +84,14 @@ def _extras(header: Header) -> dict[int, Any]:
 
 
 def write(header: Header, payload: bytes) -> bytes:
-    """Serialise a header and raw payload; the payload is stored zstd-compressed only if that is smaller."""
+    """Serialise a header and payload. Version 1 (a header with bits) stores the packed payload zstd-compressed
+    only if that is smaller; version 2 (a header with a quality) stores the entropy-coded payload as it is."""
     try:
         _validate(header)
     except ValueError as exc:
         raise OptionError(f"cannot write this header: {exc}") from None
+    if header.version == VERSION_V2:
+        return _write_v2(header, payload)
     compressed = zstandard.ZstdCompressor(level=19, write_content_size=False, write_checksum=False).compress(payload)
     codec, stored = (PAYLOAD_ZSTD, compressed) if len(compressed) < len(payload) else (PAYLOAD_RAW, payload)
     fields: list[Any] = [header.model_id, header.bits, header.seed, codec]
@@ -85,19 +103,38 @@ def write(header: Header, payload: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def _write_v2(header: Header, payload: bytes) -> bytes:
+    extras = _extras(header)
+    body = MAGIC_V2 + bytes([VERSION_V2]) + struct.pack(">I", header.model_id)
+    body += bytes([header.quality | (HAS_EXTRAS if extras else 0)])
+    if extras:
+        body += msgpack.packb(extras, use_bin_type=True, use_single_float=True)
+    body += payload
+    return body + struct.pack("<H", crc16(body))
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF), the checksum of version 2."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where the bytes of a .gec file go, for `gec info`."""
 
     total: int
-    header: int  # the msgpack header, without magic and version
+    header: int  # version 1: the msgpack header; version 2: the optional extras map
     payload: int  # stored payload, as it is in the file
-    payload_encoding: str  # "raw" or "zstd"
-    fixed: int = len(MAGIC) + 1 + CHECKSUM_SIZE  # magic, version and checksum
+    payload_encoding: str  # "raw", "zstd" or "ans"
+    fixed: int  # the envelope: magic, version, checksum (and in version 2 the model id and quality byte)
+    fixed_parts: str
 
 
 def read(data: bytes) -> tuple[Header, bytes]:
     """Parse and verify a .gec file; return its header and the (decompressed) payload."""
+    if _version_of(data) == VERSION_V2:
+        header, _, payload = _split_v2(data)
+        return header, payload
     header, _, stored, codec = _split(data)
     if codec == PAYLOAD_RAW:
         return header, stored
@@ -110,21 +147,59 @@ def read(data: bytes) -> tuple[Header, bytes]:
 
 def layout(data: bytes) -> Layout:
     """Verify a .gec file and report how its bytes are spent."""
+    if _version_of(data) == VERSION_V2:
+        _, extras_size, payload = _split_v2(data)
+        return Layout(total=len(data), header=extras_size, payload=len(payload), payload_encoding="ans",
+                      fixed=FIXED_V2, fixed_parts="magic, version, model id, quality, CRC-16")
     _, header_size, stored, codec = _split(data)
     return Layout(total=len(data), header=header_size, payload=len(stored),
-                  payload_encoding="zstd" if codec == PAYLOAD_ZSTD else "raw")
+                  payload_encoding="zstd" if codec == PAYLOAD_ZSTD else "raw",
+                  fixed=len(MAGIC) + 1 + CHECKSUM_SIZE, fixed_parts="magic, version, CRC-32")
+
+
+def _version_of(data: bytes) -> int:
+    """The version a file claims: byte 2 is "C" in version 1 (then byte 3 is 01), else the version itself."""
+    if len(data) > MAX_FILE_SIZE:
+        raise FormatError(f"file is {len(data)} bytes, larger than any valid .gec file ({MAX_FILE_SIZE})")
+    if len(data) < 4:
+        raise FormatError(f"file is truncated ({len(data)} bytes)")
+    if data[:2] != MAGIC_V2:
+        raise FormatError("not a .gec file (bad magic bytes)")
+    if data[2] == MAGIC[2]:
+        if data[3] != VERSION:
+            raise FormatError(f"unsupported .gec version {data[3]} (this gecodec reads versions 1 and 2)")
+        return VERSION
+    if data[2] != VERSION_V2:
+        raise FormatError(f"unsupported .gec version {data[2]} (this gecodec reads versions 1 and 2)")
+    return VERSION_V2
+
+
+def _split_v2(data: bytes) -> tuple[Header, int, bytes]:
+    """Check a version-2 file's checksum; return (header, extras size, payload)."""
+    if len(data) < FIXED_V2 + 1:
+        raise FormatError(f"file is truncated ({len(data)} bytes)")
+    body, (stored_crc,) = data[:-CHECKSUM_SIZE_V2], struct.unpack("<H", data[-CHECKSUM_SIZE_V2:])
+    if crc16(body) != stored_crc:
+        raise FormatError("checksum mismatch: the file is corrupt or truncated")
+    (model_id,), flags = struct.unpack(">I", body[3:7]), body[7]
+    extras: Any = {}
+    extras_size = 0
+    if flags & HAS_EXTRAS:
+        extras, extras_size = _parse_header(body[8:])
+        if not isinstance(extras, dict) or not all(isinstance(k, int) for k in extras):
+            raise FormatError("header extras must be a map with integer keys")
+        unknown = sorted(set(extras) - set(V2_KEYS))
+        if unknown:
+            raise FormatError(f"header extras key {unknown[0]} is not allowed in version 2")
+    header = _header_from_extras(extras, model_id=model_id, quality=flags & ~HAS_EXTRAS,
+                                 seed=extras.get(KEY_SEED, 0))
+    return header, extras_size, body[8 + extras_size :]
 
 
 def _split(data: bytes) -> tuple[Header, int, bytes, int]:
-    """Check magic, version and checksum; return (header, header size, stored payload, payload encoding)."""
-    if len(data) > MAX_FILE_SIZE:
-        raise FormatError(f"file is {len(data)} bytes, larger than any valid .gec file ({MAX_FILE_SIZE})")
+    """Check a version-1 file's checksum; return (header, header size, stored payload, payload encoding)."""
     if len(data) < len(MAGIC) + 1 + CHECKSUM_SIZE + 1:
         raise FormatError(f"file is truncated ({len(data)} bytes)")
-    if data[:3] != MAGIC:
-        raise FormatError("not a .gec file (bad magic bytes)")
-    if data[3] != VERSION:
-        raise FormatError(f"unsupported .gec version {data[3]} (this gecodec reads version {VERSION})")
     body, (stored_crc,) = data[:-CHECKSUM_SIZE], struct.unpack("<I", data[-CHECKSUM_SIZE:])
     if zlib.crc32(body) != stored_crc:
         raise FormatError("checksum mismatch: the file is corrupt or truncated")
@@ -159,22 +234,29 @@ def _header_from_fields(fields: Any) -> tuple[Header, int]:
         raise FormatError("header extras must be a map with integer keys")
     if codec not in (PAYLOAD_RAW, PAYLOAD_ZSTD):
         raise FormatError(f"unknown payload encoding {codec!r}")
+    if KEY_SEED in extras:
+        raise FormatError(f"header extras key {KEY_SEED} is not allowed in version 1")
+    return _header_from_extras(extras, model_id=model_id, bits=bits, seed=seed), codec
+
+
+def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
     mode_index = extras.get(KEY_MODE, 0)
     if not isinstance(mode_index, int) or not 0 <= mode_index < len(MODES):
         raise FormatError(f"unknown mode {mode_index!r}")
     size, value_range = extras.get(KEY_SIZE), extras.get(KEY_RANGE)
     try:
         header = Header(
-            model_id=model_id, bits=bits, seed=seed, mode=MODES[mode_index],
+            mode=MODES[mode_index],
             original_size=tuple(size) if isinstance(size, list) else size,
             count=extras.get(KEY_COUNT),
             value_range=tuple(value_range) if isinstance(value_range, list) else value_range,
             hints=extras.get(KEY_HINTS, {}),
+            **fixed,
         )
         _validate(header)
     except (TypeError, ValueError) as exc:
         raise FormatError(f"invalid header: {exc}") from None
-    return header, codec
+    return header
 
 
 def _is_uint(value: Any, limit: int) -> bool:
@@ -185,7 +267,14 @@ def _validate(header: Header) -> None:
     """Raise ValueError on a header no decoder could use (checked on write and on read)."""
     if not _is_uint(header.model_id, 1 << 32):
         raise ValueError(f"model id {header.model_id!r} is not a 32-bit unsigned integer")
-    if not _is_uint(header.bits, 33) or header.bits < 1:
+    if (header.bits is None) == (header.quality is None):
+        raise ValueError("a header has either bits (version 1) or a quality (version 2)")
+    if header.quality is not None:
+        if not _is_uint(header.quality, MAX_QUALITY + 1):
+            raise ValueError(f"quality {header.quality!r} is not an integer from 0 to {MAX_QUALITY}")
+        if header.mode != "ge" or header.count is not None or header.value_range is not None:
+            raise ValueError("version 2 codes ge mode only, with the model's count and entropy model")
+    elif not _is_uint(header.bits, 33) or header.bits < 1:
         raise ValueError(f"bits {header.bits!r} out of range")
     if not _is_uint(header.seed, 1 << 64):
         raise ValueError(f"seed {header.seed!r} is not a 64-bit unsigned integer")

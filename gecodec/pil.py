@@ -12,7 +12,8 @@ from gecodec.errors import GecError
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[:4] == container.MAGIC + bytes([container.VERSION])
+    return prefix[:4] == container.MAGIC + bytes([container.VERSION]) or prefix[:3] == container.MAGIC_V2 + bytes(
+        [container.VERSION_V2])
 
 
 class GecImageFile(ImageFile.ImageFile):
@@ -42,13 +43,15 @@ class GecImageFile(ImageFile.ImageFile):
 
 
 def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    """Encode with the default model; pass bits=N, mode="cs", seed=N or model=NAME as save() options.
+    """Encode with the default model; pass quality=Q, target_bytes=N, bits=N, mode="cs", seed=N or model=NAME
+    as save() options.
 
     The file is written only once encoding has succeeded. Pillow itself, though, truncates an existing file
     before it calls any plugin, so Image.save(path) cannot be atomic: for that, write gecodec.encode's bytes
     (or use gec encode, which writes a temporary file and renames it).
     """
-    options = {k: image.encoderinfo[k] for k in ("model", "bits", "mode", "seed") if k in image.encoderinfo}
+    keys = ("model", "quality", "target_bytes", "bits", "mode", "seed")
+    options = {k: image.encoderinfo[k] for k in keys if k in image.encoderinfo}
     fp.write(api.encode(image, **options))
 
 

@@ -15,6 +15,7 @@ from gecodec.bundle import Bundle, load_bundle
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "formats" / "golden"
 TINY_BUNDLE = GOLDEN / "tiny-test.safetensors"
+ENTROPY_BUNDLE = GOLDEN / "tiny-entropy-test.safetensors"  # the tiny joint model with an entropy model
 FAST = {"iters": 10, "restarts": 2}
 
 # The test models are tiny: one thread avoids threading overhead and contention with other work.
@@ -23,11 +24,12 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def model_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A user model folder holding only the tiny bundle."""
+    """A user model folder holding only the tiny bundles."""
     folder = tmp_path_factory.getbasetemp() / "models"
     if not folder.exists():
         folder.mkdir()
-        shutil.copy(TINY_BUNDLE, folder / TINY_BUNDLE.name)
+        for bundle in (TINY_BUNDLE, ENTROPY_BUNDLE):
+            shutil.copy(bundle, folder / bundle.name)
     monkeypatch.setenv("GECODEC_MODEL_DIR", str(folder))
     return folder
 

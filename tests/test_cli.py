@@ -190,3 +190,35 @@ def test_a_batch_that_diverges_is_reported_and_the_other_batches_are_written(tmp
     result = CliRunner().invoke(main, ["decode", str(bad), str(good), "-o", str(tmp_path / "out"), "--iters", "2"])
     assert result.exit_code != 0 and "non-finite" in result.output and "Traceback" not in result.output
     assert (tmp_path / "out" / "good.png").exists() and not (tmp_path / "out" / "bad.png").exists()
+
+
+ENTROPY = ["--model", "tiny-entropy-test"]
+
+
+def test_quality_and_target_bytes_make_entropy_coded_files_that_decode(image_file, tmp_path):
+    small, fitted = tmp_path / "small.gec", tmp_path / "fitted.gec"
+    assert gec("encode", image_file, "-o", small, "--quality", "10", *ENTROPY).exit_code == 0
+    assert gec("encode", image_file, "-o", fitted, "--target-bytes", "24", *ENTROPY).exit_code == 0
+    assert fitted.stat().st_size <= 24 and small.stat().st_size < fitted.stat().st_size
+    assert gec("decode", small, fitted, "-o", tmp_path / "out", *FAST).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fitted.png", "small.png"]
+
+
+def test_info_shows_the_quality_and_bits_per_value(image_file, tmp_path):
+    assert gec("encode", image_file, "-o", tmp_path / "q.gec", "--quality", "70", *ENTROPY).exit_code == 0
+    result = gec("info", tmp_path / "q.gec")
+    assert result.exit_code == 0 and "quality   70" in result.output and "bits each" in result.output
+    info = json.loads(gec("info", tmp_path / "q.gec", "--json").output)
+    assert (info["version"], info["quality"], info["layout"]["fixed"]) == (2, 70, 10)
+    assert info["bits_per_value"] == round(info["layout"]["payload"] * 8 / 16, 3)
+
+
+@pytest.mark.parametrize("options, problem", [
+    (["--quality", "50", "--bits", "8"], "not 2: bits and quality"),
+    (["--target-bytes", "2"], "no file fits in 2 bytes"),
+    (["--quality", "50", "--model", "tiny-test"], "no entropy model"),
+])
+def test_bad_rate_settings_get_a_one_line_error(image_file, tmp_path, options, problem):
+    result = gec("encode", image_file, "-o", tmp_path / "x.gec", *(options if "--model" in options else options + ENTROPY))
+    assert result.exit_code != 0 and problem in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x.gec").exists()

@@ -31,7 +31,7 @@ def set_bundle(set_name: str, file_name: str) -> Bundle:
 
 
 def test_every_golden_set_has_files_and_the_bundle_it_was_made_with():
-    assert {"expected.json", "expected-joint.json", "expected-default-v2.json"} <= set(SETS)
+    assert {"expected.json", "expected-joint.json", "expected-default-v2.json", "expected-entropy.json"} <= set(SETS)
     for set_name, spec in SETS.items():
         assert spec["files"]
         assert set_bundle(set_name, next(iter(spec["files"]))).sha256 == spec["bundle_sha256"]
@@ -49,8 +49,13 @@ def test_golden_file_header_and_values(set_name, name):
     assert header.original_size == (tuple(want["original_size"]) if want["original_size"] else None)
     assert header.value_range == (tuple(want["value_range"]) if want["value_range"] else None)
     assert header.hints == want["hints"]
-    count = header.count or set_bundle(set_name, name).m
-    assert unpack_bits(payload, count, header.bits).tolist() == spec["values"]
+    assert header.quality == want.get("quality")
+    bundle = set_bundle(set_name, name)
+    if header.quality is None:
+        values = unpack_bits(payload, header.count or bundle.m, header.bits)
+    else:  # the entropy-coded symbols, under the tables of the bundle the file was made with
+        values = bundle.entropy.decode(payload, header.quality)
+    assert values.tolist() == spec["values"]
 
 
 @pytest.mark.parametrize("set_name, name", FILES)

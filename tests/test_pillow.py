@@ -34,3 +34,17 @@ def test_saving_as_gec_encodes(tmp_path):
     with Image.open(path) as image:
         assert image.info["gec_header"].bits == 6
         assert image.size == (16, 16)
+
+
+def test_saving_with_a_quality_or_a_target_size_writes_an_entropy_coded_file(tmp_path):
+    import gecodec.pil  # noqa: F401
+
+    face_like().save(tmp_path / "q.gec", model="tiny-entropy-test", quality=30)
+    face_like().save(tmp_path / "t.gec", model="tiny-entropy-test", target_bytes=20)
+    with Image.open(tmp_path / "q.gec") as image:
+        assert image.info["gec_header"].quality == 30
+        image.load()
+        assert image.size == (16, 16)
+    assert (tmp_path / "t.gec").stat().st_size <= 20
+    with Image.open(GOLDEN / "v2-q60.gec") as image:
+        assert image.format == "GEC" and image.info["gec_header"].quality == 60

@@ -1,0 +1,182 @@
+"""The entropy model of version-2 files: a quality factor picks a quantizer step, and the integers are coded
+with asymmetric numeral systems (constriction) under integer probability tables stored in the bundle.
+
+Measurement i is quantized to k = round((v - mean_i) / (step_q * scale_i)), clipped to -radius_q .. radius_q.
+Since scale_i is the dimension's spread, every dimension's k follows the same normalized density at a given
+quality, so one table per quality serves them all. Tables are integer frequencies that sum to TABLE_TOTAL:
+encoder and decoder build bit-identical coders from them on every platform. See formats/gec.md, Payload v2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import constriction
+import numpy as np
+import torch
+
+from gecodec.errors import FormatError, OptionError
+
+QUALITIES = 101  # quality 0 (smallest files) .. 100 (largest)
+TABLE_TOTAL = 1 << 16  # every table's frequencies sum to this; each is at least 1
+DENSITIES = ("gaussian", "laplace", "empirical")
+COARSEST_STEP, FINEST_STEP = 3.0, 0.03  # quality 0 and 100, in units of each measurement's spread
+DEFAULT_QUALITY = 60
+CLIP = 8.0  # the largest |v - mean| / scale a file can code; measurements of faces stay within about 6.5
+
+
+def check_quality(quality: int) -> int:
+    if not isinstance(quality, int) or isinstance(quality, bool) or not 0 <= quality < QUALITIES:
+        raise OptionError(f"quality must be an integer from 0 to {QUALITIES - 1}, got {quality!r}")
+    return quality
+
+
+@dataclass(frozen=True, eq=False)
+class EntropyModel:
+    mean: torch.Tensor  # (m,) float32: each measurement's centre
+    scale: torch.Tensor  # (m,) float32: each measurement's spread
+    steps: torch.Tensor  # (QUALITIES,) float32, decreasing: each quality's step, in units of scale
+    radii: torch.Tensor  # (QUALITIES,) int32: quality q codes k in -radii[q] .. radii[q]
+    frequencies: torch.Tensor  # int32: the tables of qualities 0 .. 100 one after another
+    default_quality: int = DEFAULT_QUALITY  # what the encoder uses when the caller names no rate
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    @property
+    def m(self) -> int:
+        return int(self.mean.shape[0])
+
+    def check(self) -> None:
+        """Raise ValueError unless every table is usable: sizes agree and each sums to TABLE_TOTAL."""
+        check_quality(self.default_quality)
+        m = self.mean.shape
+        if len(m) != 1 or self.scale.shape != m or self.steps.shape != (QUALITIES,) or self.radii.shape != (QUALITIES,):
+            raise ValueError("entropy model tensors have inconsistent shapes")
+        if not bool((self.scale > 0).all()) or not bool((self.steps > 0).all()):
+            raise ValueError("entropy model scales and steps must be positive")
+        if not bool((self.radii >= 0).all()) or int(self.radii.max()) > 1 << 14:
+            raise ValueError("entropy model radii are out of range")
+        if int((2 * self.radii.long() + 1).sum()) != self.frequencies.numel():
+            raise ValueError("entropy model tables do not match their radii")
+        for quality in range(QUALITIES):
+            table = self.table(quality)
+            if int(table.min()) < 1 or int(table.sum()) != TABLE_TOTAL:
+                raise ValueError(f"the probability table of quality {quality} does not sum to {TABLE_TOTAL} "
+                                 "with every entry at least 1")
+
+    @cached_property
+    def _offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(2 * self.radii.numpy().astype(np.int64) + 1)])
+
+    def table(self, quality: int) -> np.ndarray:
+        return self.frequencies.numpy()[self._offsets[quality] : self._offsets[quality + 1]].astype(np.int64)
+
+    @cached_property
+    def _models(self) -> dict[int, constriction.stream.model.Categorical]:
+        return {}
+
+    def _model(self, quality: int) -> constriction.stream.model.Categorical:
+        # frequency / 2^16 is exact in float64, so both sides hand constriction identical probabilities.
+        if quality not in self._models:
+            probabilities = self.table(quality).astype(np.float64) / TABLE_TOTAL
+            self._models[quality] = constriction.stream.model.Categorical(probabilities, perfect=False)
+        return self._models[quality]
+
+    def step(self, quality: int) -> torch.Tensor:
+        """(m,) the quantizer step of each measurement at this quality."""
+        return self.steps[check_quality(quality)] * self.scale
+
+    def quantize(self, values: torch.Tensor, quality: int) -> np.ndarray:
+        """(B, m) measurements -> (B, m) symbols 0 .. 2 radius (k + radius), as int32."""
+        radius = int(self.radii[check_quality(quality)])
+        k = ((values.cpu().float() - self.mean) / self.step(quality)).round().clamp(-radius, radius)
+        return (k.to(torch.int32) + radius).numpy()
+
+    def dequantize(self, symbols: np.ndarray, quality: int) -> torch.Tensor:
+        radius = int(self.radii[check_quality(quality)])
+        k = torch.from_numpy(np.asarray(symbols, dtype=np.int64) - radius).float()
+        return self.mean + k * self.step(quality)
+
+    def encode(self, symbols: np.ndarray, quality: int) -> bytes:
+        """One file's symbols -> payload bytes: the ANS words, little-endian, without trailing zero bytes."""
+        coder = constriction.stream.stack.AnsCoder()
+        coder.encode_reverse(np.ascontiguousarray(symbols, dtype=np.int32), self._model(check_quality(quality)))
+        return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+
+    def decode(self, payload: bytes, quality: int) -> np.ndarray:
+        """Payload bytes -> the m symbols; FormatError unless they use up the payload exactly."""
+        if not payload or payload[-1] == 0:
+            raise FormatError("entropy-coded payload is empty or ends in a zero byte")
+        padded = payload + b"\0" * (-len(payload) % 4)
+        try:
+            coder = constriction.stream.stack.AnsCoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+            symbols = coder.decode(self._model(check_quality(quality)), self.m)
+            exact = coder.is_empty()
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise FormatError(f"entropy-coded payload does not decode ({exc})") from None
+        if not exact:
+            raise FormatError("entropy-coded payload does not match its measurements (truncated or trailing bytes)")
+        return np.asarray(symbols, dtype=np.int32)
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        return {"entropy.mean": self.mean, "entropy.scale": self.scale, "entropy.steps": self.steps,
+                "entropy.radii": self.radii, "entropy.frequencies": self.frequencies}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], default_quality: int = DEFAULT_QUALITY) -> EntropyModel:
+        return cls(mean=tensors["entropy.mean"].float(), scale=tensors["entropy.scale"].float(),
+                   steps=tensors["entropy.steps"].float(), radii=tensors["entropy.radii"].to(torch.int32),
+                   frequencies=tensors["entropy.frequencies"].to(torch.int32), default_quality=default_quality)
+
+
+def quality_steps() -> torch.Tensor:
+    """Geometric steps from COARSEST_STEP at quality 0 to FINEST_STEP at quality 100."""
+    fraction = torch.arange(QUALITIES, dtype=torch.float64) / (QUALITIES - 1)
+    return (COARSEST_STEP * (FINEST_STEP / COARSEST_STEP) ** fraction).float()
+
+
+def bin_probabilities(normalized: np.ndarray | None, density: str, step: float, radius: int) -> np.ndarray:
+    """P(k) for k = -radius .. radius of a normalized value quantized with ``step``; the end bins take the tails.
+
+    gaussian and laplace are unit-variance densities; empirical is the histogram of ``normalized`` (pooled,
+    mean-removed, spread-divided training measurements)."""
+    edges = (np.arange(-radius, radius) + 0.5) * step  # the 2 radius inner edges
+    if density == "gaussian":
+        cdf = np.array([0.5 * math.erfc(-e / math.sqrt(2)) for e in edges])
+    elif density == "laplace":
+        b = 1 / math.sqrt(2)
+        cdf = np.where(edges < 0, 0.5 * np.exp(edges / b), 1 - 0.5 * np.exp(-edges / b))
+    elif density == "empirical":
+        cdf = np.searchsorted(np.sort(normalized), edges, side="right") / normalized.size
+    else:
+        raise OptionError(f"unknown density {density!r} (use {', '.join(DENSITIES)})")
+    return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+
+
+def integer_table(probabilities: np.ndarray) -> np.ndarray:
+    """Frequencies that sum to TABLE_TOTAL, each at least 1, close to ``probabilities`` (largest remainders)."""
+    spare = TABLE_TOTAL - len(probabilities)
+    if spare < 0:
+        raise ValueError(f"{len(probabilities)} symbols do not fit a table of total {TABLE_TOTAL}")
+    scaled = probabilities / probabilities.sum() * spare
+    table = np.floor(scaled).astype(np.int64)
+    order = np.argsort(-(scaled - table), kind="stable")
+    table[order[: spare - int(table.sum())]] += 1
+    return table + 1
+
+
+def fit_entropy_model(measurements: torch.Tensor, density: str = "gaussian") -> EntropyModel:
+    """An entropy model for (N, m) measurements of training images under one density family."""
+    values = measurements.detach().double().cpu()
+    mean, scale = values.mean(0), values.std(0).clamp_min(1e-6)
+    normalized = ((values - mean) / scale).numpy().ravel()
+    steps = quality_steps()
+    radii = [math.ceil(CLIP / float(step)) for step in steps]
+    tables = [integer_table(bin_probabilities(normalized, density, float(step), radius))
+              for step, radius in zip(steps, radii)]
+    return EntropyModel(mean=mean.float(), scale=scale.float(), steps=steps,
+                        radii=torch.tensor(radii, dtype=torch.int32),
+                        frequencies=torch.from_numpy(np.concatenate(tables).astype(np.int32)))
