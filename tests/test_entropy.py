@@ -238,3 +238,10 @@ def test_spec_worked_example_of_version_2():
     assert data[-2:] == struct.pack("<H", container.crc16(data[:-2])) == bytes.fromhex("3bcd")
     with_extras = (GOLDEN / "v2-q5-nonsquare.gec").read_bytes()
     assert with_extras[7:15].hex(" ") == "85 82 06 09 02 92 28 18"
+
+
+def test_the_default_quality_is_the_lowest_within_a_tenth_of_a_db_of_the_best():
+    from gecodec.train.evaluate import default_quality
+
+    curve = [{"quality": q, "psnr": p} for q, p in [(0, 18.0), (30, 23.5), (60, 24.02), (80, 24.1), (100, 24.08)]]
+    assert default_quality(curve) == 60

@@ -63,8 +63,12 @@ def test_joint_training_writes_checkpoints_logs_samples_and_a_bundle(faces: Path
     bundle = load_bundle(out)
     assert bundle.solver is not None and bundle.solver.config.steps == 2
     assert bundle.decode == SearchOptions(iters=1, restarts=1, lr=0.05)
-    assert read_metadata(out)["format_version"] == "2"
+    assert read_metadata(out)["format_version"] == "3"  # an entropy model comes with it
     assert bundle.card["decode_schedule"]["solver_steps"] == 2 and "ge_real" in bundle.card["val"]
+    curve = bundle.card["rate"]["val_curve"]
+    assert [row["quality"] for row in curve] == list(range(0, 101, 10))
+    assert bundle.entropy.default_quality == bundle.card["rate"]["default_quality"]
+    assert curve[-1]["bytes"] > curve[0]["bytes"]
     codec = Codec(bundle, "cpu")
     decoded = codec.decode_batch(codec.encode_batch(torch.zeros(1, 3, 16, 16)))
     assert decoded.shape == (1, 3, 16, 16) and torch.isfinite(decoded).all()

@@ -118,12 +118,16 @@ def ge0_encoder(gan_state: dict) -> BeganEncoder:
 
 
 @torch.no_grad()
-def calibrate(encoder: torch.nn.Module, data: torch.Tensor, quantile: float = 0.0005, batch_size: int = 256
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension quantizer range: the [q, 1 - q] quantiles of EN's outputs on training images.
+def measure(encoder: torch.nn.Module, data: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """EN's outputs (N, m) on uint8 images."""
+    with torch.no_grad():
+        return torch.cat([encoder(to_float(data[i : i + batch_size])) for i in range(0, len(data), batch_size)])
+
+
+def calibrate(outputs: torch.Tensor, quantile: float = 0.0005) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension quantizer range: the [q, 1 - q] quantiles of EN's outputs (N, m) on training images.
 
     Clipping the rarest extremes spends the 2^bits levels where the values actually are.
     """
-    outputs = torch.cat([encoder(to_float(data[i : i + batch_size])) for i in range(0, len(data), batch_size)])
     lo, hi = torch.quantile(outputs, quantile, dim=0), torch.quantile(outputs, 1 - quantile, dim=0)
     return lo, torch.maximum(hi, lo + 1e-6)

@@ -18,6 +18,30 @@ def _summary(decoded: torch.Tensor, reference: torch.Tensor) -> dict[str, float]
     return {"mse": round(float(mse(decoded, reference).mean()), 5), "psnr": round(float(psnr_8bit(decoded, reference).mean()), 2)}
 
 
+CURVE_QUALITIES = tuple(range(0, 101, 10))
+DEFAULT_QUALITY_RULE = "the lowest quality whose validation PSNR is within 0.1 dB of the best quality's"
+
+
+def quality_curve(bundle: Bundle, real: torch.Tensor, qualities: tuple[int, ...] = CURVE_QUALITIES,
+                  batch_size: int = 32, device: str | None = "cpu") -> list[dict]:
+    """Mean file size and figures of entropy-coded files of ``real`` at each quality (the bundle's schedule)."""
+    codec = Codec(bundle, device)
+    rows = []
+    for quality in qualities:
+        files = [f for i in range(0, len(real), batch_size)
+                 for f in codec.encode_batch(real[i : i + batch_size], quality=quality)]
+        decoded = torch.cat([codec.decode_batch(files[i : i + batch_size]) for i in range(0, len(files), batch_size)])
+        rows.append({"quality": quality, "bytes": round(sum(map(len, files)) / len(files), 1),
+                     **_summary(decoded, real)})
+    return rows
+
+
+def default_quality(curve: list[dict], tolerance_db: float = 0.1) -> int:
+    """DEFAULT_QUALITY_RULE, on a quality_curve."""
+    best = max(row["psnr"] for row in curve)
+    return min(row["quality"] for row in curve if row["psnr"] >= best - tolerance_db)
+
+
 def evaluate_bundle(bundle: Bundle, real: torch.Tensor, bits: int = 8, options: SearchOptions | None = None,
                     floor_options: SearchOptions = SearchOptions(), batch_size: int = 32, seed: int = 0,
                     device: str | None = "cpu") -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -9,11 +10,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from gecodec.bundle import Bundle, load_bundle, save_bundle
+from gecodec.entropy import fit_entropy_model
 from gecodec.models import AutoencoderDecoder, Generator
 from gecodec.models.solver import LatentSolver
 from gecodec.search import SearchOptions, latent_search
-from gecodec.train.encoder import calibrate
-from gecodec.train.evaluate import evaluate_bundle
+from gecodec.train.encoder import calibrate, measure
+from gecodec.train.evaluate import DEFAULT_QUALITY_RULE, default_quality, evaluate_bundle, quality_curve
 
 CALIBRATION_IMAGES = 10_000
 
@@ -36,18 +38,30 @@ def decode_flops(bundle: Bundle) -> int:
 def export_bundle(out: str | Path, name: str, generator: Generator, encoder: nn.Module, train: torch.Tensor,
                   card: dict, ae_decoder: AutoencoderDecoder | None = None, val: torch.Tensor | None = None,
                   half: bool = True, seed: int = 0, solver: LatentSolver | None = None,
-                  decode: SearchOptions = SearchOptions()) -> Bundle:
-    """Calibrate the quantizer on up to 10,000 training images (uint8), write the bundle, and, given val images
-    (float in [-1, 1]), measure the figures of the bundle as stored and add them and the decode cost to the card.
+                  decode: SearchOptions = SearchOptions(), entropy: bool = False) -> Bundle:
+    """Calibrate the quantizer (and with ``entropy``, fit an entropy model) on up to 10,000 training images
+    (uint8), write the bundle, and, given val images (float in [-1, 1]), measure the figures of the bundle as
+    stored and add them and the decode cost to the card. With an entropy model and val images, the default
+    quality is chosen from the validation rate-distortion curve (DEFAULT_QUALITY_RULE).
     """
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:CALIBRATION_IMAGES]
-    lo, hi = calibrate(encoder, train[pick])
+    outputs = measure(encoder, train[pick])
+    lo, hi = calibrate(outputs)
     # Save, evaluate the bundle as shipped (half precision), then save it again with its card:
     # the tensors, and so the id, do not change.
     save_bundle(Bundle(name=name, generator=generator, encoder=encoder, calibration_lo=lo, calibration_hi=hi,
-                       ae_decoder=ae_decoder, solver=solver, decode=decode), out, half=half)
+                       ae_decoder=ae_decoder, solver=solver, decode=decode,
+                       entropy=fit_entropy_model(outputs) if entropy else None), out, half=half)
     bundle = load_bundle(out)
     figures = evaluate_bundle(bundle, val) if val is not None and len(val) else {}
+    rate: dict = {}
+    if bundle.entropy is not None:
+        rate = {"entropy_model": f"gaussian tables fitted to EN outputs on {len(pick)} training images"}
+        if figures:
+            curve = quality_curve(bundle, val)
+            bundle.entropy = dataclasses.replace(bundle.entropy, default_quality=default_quality(curve))
+            rate |= {"val_curve": curve, "default_quality": bundle.entropy.default_quality,
+                     "default_rule": DEFAULT_QUALITY_RULE}
     generator_card, encoder_card = card.get("generator", {}), card.get("encoder", {})
     summary = (f"{bundle.image_size}x{bundle.image_size}; G {generator_card.get('steps')} steps "
                f"({generator_card.get('loss')} loss, {generator_card.get('minutes')} min); "
@@ -64,6 +78,7 @@ def export_bundle(out: str | Path, name: str, generator: Generator, encoder: nn.
                         "seconds_per_image_cpu": figures.get("seconds_per_image_cpu")},
         "decode_schedule": {**vars(bundle.decode), "solver_steps": solver.config.steps if solver else 0,
                             "solver_start": solver.config.init if solver else "prior"},
+        **({"rate": rate} if rate else {}),
     }
     save_bundle(bundle, out, half=half)
     return load_bundle(out)

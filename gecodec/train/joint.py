@@ -350,4 +350,4 @@ def export_joint(state: dict, out: str | Path, name: str, train: torch.Tensor, d
         "made_by": made_by,
     }
     return export_bundle(out, name, model.generator, model.encoder, train, card, val=val, solver=model.solver,
-                         decode=decode)
+                         decode=decode, entropy=True)
