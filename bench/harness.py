@@ -32,9 +32,12 @@ def setting_key(setting: Setting) -> str:
     return ",".join(f"{k}={v}" for k, v in setting.items())
 
 
-def check_store(store: Path, size: int, search: SearchOptions) -> None:
-    """Records are keyed by setting and image name only, so a store holds one image size and search budget."""
+def check_store(store: Path, size: int, search: SearchOptions, model_id: str | None = None) -> None:
+    """Records are keyed by setting and image name only, so a store holds one image size and search budget (and,
+    for settings that do not name their model, one model id)."""
     conditions = {"size": size, "iters": search.iters, "restarts": search.restarts}
+    if model_id is not None:
+        conditions["model_id"] = model_id
     path = store / "conditions.json"
     if path.exists():
         try:

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = SearchOptions(iters=args.iters, restarts=args.restarts)
         codec = Codec(load_model(args.model), resolve_device(args.device))
-        check_store(store, codec.image_size, options)
+        check_store(store, codec.image_size, options, codec.bundle.model_hex)  # its settings do not name the model
         uint8, names = load_named_images(args.data, codec.image_size, limit=args.n)
     except GecError as exc:
         print(f"bench restore: error: {exc}", file=sys.stderr)

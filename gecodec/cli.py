@@ -25,7 +25,7 @@ from gecodec.bundle import DEFAULT_MODEL, available_bundles, find_by_id, load_bu
 from gecodec.cli_train import train
 from gecodec.codec import DEFAULT_BITS, Codec, ParsedFile, search_options
 from gecodec.errors import GecError, OutputError
-from gecodec.fileio import check_output, image_format, save_image_atomic, write_bytes_atomic
+from gecodec.fileio import check_output, check_writable, image_format, save_image_atomic, write_bytes_atomic
 from gecodec.imageio import is_image_path, open_image, tensor_to_image
 from gecodec.quantize import MAX_BITS, MIN_BITS
 from gecodec.restoration import METHODS, TASKS, TaskParams, restore_images, task_params
@@ -82,7 +82,7 @@ def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output: Path | Non
             output.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise GecClickError(f"{output}: cannot create output folder ({exc.strerror})") from None
-    pairs, taken = [], set()
+    pairs, taken, writable = [], set(), {}
     for path in files:
         if output is None:
             target = path.with_suffix(suffix)
@@ -94,6 +94,14 @@ def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output: Path | Non
             check_output(target, force)
             if not to_folder and output is not None and suffix != ".gec":
                 image_format(target)
+            if target.parent not in writable:  # probe each folder once, before the work that would fill it
+                try:
+                    check_writable(target.parent)
+                    writable[target.parent] = None
+                except GecError as exc:
+                    writable[target.parent] = exc
+            if writable[target.parent] is not None:
+                raise writable[target.parent]
         except GecError as exc:
             failures.add(path, exc)
             continue

@@ -310,6 +310,9 @@ def evaluate(
 @click.option("--start", type=click.Choice(INITS), default=None,
               help=f"The decoder's start: learned from the measurements, or a prior draw [default: {SolverConfig.init}].")
 @click.option("--bits", type=click.IntRange(2, 12), default=None, help=f"Quantization noise of this depth [default: {JointTrainConfig.bits}].")
+@click.option("--qualities", type=(click.IntRange(0, 100), click.IntRange(0, 100)), default=None,
+              help="Instead of --bits: the quantization noise of entropy-coded files, at a quality drawn per image "
+                   "from LOW to HIGH (a model good over the whole --quality range).")
 @click.option("--consistency", type=click.FloatRange(0), default=None,
               help=f"Weight of the measurement-consistency term [default: {JointTrainConfig.consistency_weight}].")
 @click.option("--prior-weight", type=click.FloatRange(0), default=None,
@@ -343,7 +346,8 @@ def evaluate(
 @device_option
 @click.option("--amp/--no-amp", default=True, show_default=True, help="bfloat16 autocast on CUDA.")
 def joint(data: Path, out: Path, init_from: str | None, size: int | None, m: int | None, latent: int | None, channels: int | None,
-          solver_steps: int | None, start: str | None, bits: int | None, consistency: float | None,
+          solver_steps: int | None, start: str | None, bits: int | None, qualities: tuple[int, int] | None,
+          consistency: float | None,
           prior_weight: float | None, prior: str | None, adversarial: float | None, generated_fraction: float | None,
           batch_size: int | None, lr: float | None, steps: int | None, minutes: float | None,
           sample_every: int | None, checkpoint_every: int | None, log_every: int | None, seed: int | None,
@@ -360,7 +364,7 @@ def joint(data: Path, out: Path, init_from: str | None, size: int | None, m: int
         config = joint_config(
             stored, init_from, given(m=m, image_size=size), given(latent_dim=latent, channels=channels, image_size=size),
             given(steps=solver_steps, init=start),
-            given(bits=bits, consistency_weight=consistency, prior_weight=prior_weight, prior=prior,
+            given(bits=bits, qualities=qualities, consistency_weight=consistency, prior_weight=prior_weight, prior=prior,
                   adversarial_weight=adversarial, generated_fraction=generated_fraction, batch_size=batch_size, lr=lr,
                   steps=steps, minutes=minutes, sample_every=sample_every, checkpoint_every=checkpoint_every,
                   log_every=log_every, seed=seed),
@@ -390,9 +394,11 @@ def joint_config(stored: dict | None, init_from: str | None, encoder: dict, gene
     if stored:
         base = JointTrainConfig.from_dict(stored)
     elif init_from is not None:
-        source = load_model(init_from)
+        source = load_model(init_from)  # a joint model's solver comes along with its G and EN
+        solver_config = source.solver.config if source.solver is not None else SolverConfig(
+            m=source.m, latent_dim=source.generator.config.latent_dim)
         base = JointTrainConfig(generator=source.generator.config, encoder=source.encoder.config, init_from=init_from,
-                                solver=SolverConfig(m=source.m, latent_dim=source.generator.config.latent_dim))
+                                solver=solver_config)
     else:
         base = JointTrainConfig()
     g = dataclasses.replace(base.generator, **generator)

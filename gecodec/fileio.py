@@ -25,6 +25,16 @@ def check_output(path: Path, force: bool) -> None:
         raise OutputError(f"{path}: folder {path.parent} does not exist")
 
 
+def check_writable(folder: Path) -> None:
+    """Fail early, before any work, if nothing can be written in ``folder`` (no permission, a read-only file
+    system): a temporary file is made there and removed at once."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write there ({exc.strerror})") from None
+
+
 def image_format(path: Path) -> str:
     """The Pillow format for an output path's extension."""
     try:

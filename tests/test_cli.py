@@ -106,6 +106,35 @@ def test_unwritable_output_folder_is_reported(image_file, tmp_path):
     assert "does not exist" in result.output
 
 
+def test_a_folder_that_cannot_be_written_is_reported_before_any_decoding(monkeypatch):
+    import gecodec.codec
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the search ran before the output folder was checked")
+
+    monkeypatch.setattr(gecodec.codec, "latent_search", no_search)
+    result = gec("decode", GOLDEN / "ge-8bit.gec", "-o", "/sys/face.png", *FAST)  # not writable, even by root
+    assert result.exit_code == 1 and "/sys: cannot write there" in result.output
+
+
+def test_ctrl_c_keeps_the_outputs_already_written_and_leaves_no_temporary_file(monkeypatch, tmp_path):
+    import gecodec.codec
+
+    real_search, calls = gecodec.codec.latent_search, []
+
+    def interrupted_second_time(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(gecodec.codec, "latent_search", interrupted_second_time)
+    files = [GOLDEN / "ge-8bit.gec", GOLDEN / "ge-4bit-nonsquare.gec"]
+    result = gec("decode", *files, "-o", tmp_path, "--batch-size", "1", *FAST)
+    assert result.exit_code == 1 and "Aborted" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ge-8bit.png"]
+
+
 def test_unknown_output_extension_is_refused_before_decoding(tmp_path):
     result = gec("decode", GOLDEN / "ge-8bit.gec", "-o", tmp_path / "x.xyz", *FAST)
     assert result.exit_code == 1 and "unsupported image extension" in result.output

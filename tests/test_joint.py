@@ -209,3 +209,29 @@ def test_the_recipe_starts_from_the_previous_default_and_fits_its_solver_to_it()
     config = recipe_config(MINUTES)
     assert config.init_from == "93851b1c" and config.minutes == MINUTES <= 120
     assert (config.solver.m, config.solver.latent_dim) == (config.encoder.m, config.generator.latent_dim)
+
+
+def test_rate_training_starts_from_a_joint_bundle_with_its_solver_and_draws_qualities(faces: Path, tmp_path: Path):
+    source = tmp_path / "source.safetensors"
+    save_bundle(tiny_joint_bundle(), source)
+    run = tmp_path / "rate"
+    result = gec("train", "joint", "--data", faces, "--out", run, "--init-from", source, "--qualities", "20", "90",
+                 "--steps", "1", "--batch-size", "4", "--size", "16")
+    assert result.exit_code == 0, result.output
+    config = joint_module.JointTrainConfig.from_dict(load_checkpoint(run / "checkpoint.pt")["config"])
+    assert config.qualities == (20, 90) and config.solver == load_bundle(source).solver.config
+    model, _ = joint_module.start_model(config)
+    assert torch.equal(model.solver.log_step_sizes, load_bundle(source).solver.log_step_sizes)
+
+
+def test_entropy_noise_is_at_most_half_the_step_of_the_lowest_quality_drawn():
+    from gecodec.entropy import quality_steps
+
+    config = joint_module.JointTrainConfig(generator=GeneratorConfig(image_size=16, latent_dim=8, channels=8),
+                                           encoder=EncoderConfig(image_size=16, m=8, depth=2, filters=2),
+                                           solver=SolverConfig(m=8, latent_dim=8), qualities=(40, 60))
+    spread = joint_module.RunningRange(8)
+    spread.update(torch.randn(64, 8) * 3)
+    noise = joint_module.quantization_noise((256, 8), spread, config, torch.Generator().manual_seed(0))
+    assert bool((noise.abs() <= quality_steps()[40] * spread.scale / 2).all())
+    assert noise.abs().max() > quality_steps()[60] * spread.scale.min() / 2  # coarser qualities do occur

@@ -31,6 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gecodec.bundle import Bundle, load_model
+from gecodec.entropy import QUALITIES, quality_steps
 from gecodec.errors import OptionError, TrainingError
 from gecodec.models import ConvDiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.solver import LatentSolver, SolverConfig
@@ -54,8 +55,10 @@ class JointTrainConfig:
         latent_prior="normal", channels=256, arch="dcgan"))
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
-    init_from: str | None = None  # a bundle (name, id or path) whose G and EN start the run
+    init_from: str | None = None  # a bundle (name, id or path) whose G, EN (and solver, if it fits) start the run
     bits: int = 8  # the quantization noise of this bit depth is added to the measurements
+    # Or, when set, the noise of entropy-coded files at a quality drawn per image from this range (inclusive).
+    qualities: tuple[int, int] | None = None
     batch_size: int = 32
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
@@ -83,6 +86,8 @@ class JointTrainConfig:
             raise OptionError("joint training matches the decoded latents to N(0, I): use a normal latent prior")
         if self.batch_size < 2 or self.lr <= 0 or not 0 <= self.generated_fraction < 1:
             raise OptionError("batch size must be at least 2, the learning rate positive, the generated share in [0, 1)")
+        if self.qualities is not None and not 0 <= self.qualities[0] <= self.qualities[1] < QUALITIES:
+            raise OptionError(f"qualities must be a range within 0 .. {QUALITIES - 1}, got {self.qualities}")
         if self.prior not in PRIORS:
             raise OptionError(f"unknown prior term {self.prior!r} (choose from {', '.join(PRIORS)})")
         if min(self.consistency_weight, self.prior_weight, self.adversarial_weight) < 0:
@@ -98,6 +103,8 @@ class JointTrainConfig:
         values["encoder"] = EncoderConfig(**values["encoder"])
         values["solver"] = SolverConfig(**values["solver"])
         values["betas"] = tuple(values["betas"])
+        if values.get("qualities") is not None:
+            values["qualities"] = tuple(values["qualities"])
         return cls(**values)
 
 
@@ -131,7 +138,8 @@ class JointModel(nn.Module):
 
 
 def start_model(config: JointTrainConfig) -> tuple[JointModel, str | None]:
-    """A fresh model, with G and EN copied from ``config.init_from`` when given; returns it and that bundle's id."""
+    """A fresh model, with G and EN (and the solver, when the bundle has one of this run's config) copied from
+    ``config.init_from`` when given; returns it and that bundle's id."""
     model = JointModel(config)
     if config.init_from is None:
         return model, None
@@ -140,32 +148,46 @@ def start_model(config: JointTrainConfig) -> tuple[JointModel, str | None]:
         raise OptionError(f"{config.init_from}: its G and EN configs differ from this run's")
     model.generator.load_state_dict(bundle.generator.state_dict())
     model.encoder.load_state_dict(bundle.encoder.state_dict())
+    if bundle.solver is not None and bundle.solver.config == config.solver:
+        model.solver.load_state_dict(bundle.solver.state_dict())
     return model, bundle.model_hex
 
 
 class RunningRange:
-    """Per-dimension range of EN's outputs, tracked over training batches: the quantizer's step comes from it."""
+    """Per-dimension range and spread of EN's outputs, tracked over training batches: the quantizer's step
+    comes from them (the range for fixed-length files, the spread for entropy-coded ones)."""
 
     def __init__(self, m: int, momentum: float = 0.99) -> None:
         self.lo, self.hi, self.momentum, self.started = torch.zeros(m), torch.ones(m), momentum, False
+        self.scale = torch.ones(m)
 
     def update(self, values: torch.Tensor) -> None:
-        lo, hi = values.detach().float().amin(0).cpu(), values.detach().float().amax(0).cpu()
+        values = values.detach().float().cpu()
+        lo, hi, scale = values.amin(0), values.amax(0), values.std(0)
         if not self.started:
-            self.lo, self.hi, self.started = lo, hi, True
+            self.lo, self.hi, self.scale, self.started = lo, hi, scale, True
         else:
-            self.lo.lerp_(lo, 1 - self.momentum), self.hi.lerp_(hi, 1 - self.momentum)
+            for mine, batch in ((self.lo, lo), (self.hi, hi), (self.scale, scale)):
+                mine.lerp_(batch, 1 - self.momentum)
 
     def state_dict(self) -> dict:
-        return {"lo": self.lo, "hi": self.hi, "started": self.started}
+        return {"lo": self.lo, "hi": self.hi, "scale": self.scale, "started": self.started}
 
     def load_state_dict(self, state: dict) -> None:
         self.lo, self.hi, self.started = state["lo"], state["hi"], bool(state["started"])
+        self.scale = state.get("scale", (self.hi - self.lo) / 6)  # runs from before it was tracked
 
 
-def quantization_noise(shape: torch.Size, value_range: RunningRange, bits: int, rng: torch.Generator) -> torch.Tensor:
-    """Uniform noise of one quantizer step per dimension: what rounding to ``bits`` bits does, but differentiable."""
-    step = (value_range.hi - value_range.lo) / ((1 << bits) - 1)
+def quantization_noise(shape: torch.Size, value_range: RunningRange, config: JointTrainConfig, rng: torch.Generator
+                       ) -> torch.Tensor:
+    """Uniform noise of one quantizer step per dimension: what rounding does, but differentiable. The step is
+    that of ``config.bits`` fixed-length values, or of entropy-coded files at a quality drawn per image."""
+    if config.qualities is None:
+        step = (value_range.hi - value_range.lo) / ((1 << config.bits) - 1)
+    else:
+        low, high = config.qualities
+        quality = torch.randint(low, high + 1, (shape[0], 1), generator=rng)
+        step = quality_steps()[quality] * value_range.scale
     return (torch.rand(shape, generator=rng) - 0.5) * step
 
 
@@ -198,7 +220,7 @@ def mmd_loss(z: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
 def joint_losses(model: nn.Module, x: torch.Tensor, z_start: torch.Tensor, config: JointTrainConfig,
                  value_range: RunningRange, rng: torch.Generator, lam: float) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """The loss of one batch (without the adversarial term), the reconstructions, and the figures to log."""
-    noise = quantization_noise((len(x), config.encoder.m), value_range, config.bits, rng).to(x.device)
+    noise = quantization_noise((len(x), config.encoder.m), value_range, config, rng).to(x.device)
     m, z, x_rec, m_rec = model(x, z_start, noise, lam)
     value_range.update(m)
     recon = F.mse_loss(x_rec.float(), x)

@@ -1,14 +1,15 @@
-"""The recipe of the joint model: G, EN and the decoder's start and steps trained together (DCS-style).
+"""The recipe of the default model, celeba64-default: G, EN and the decoder's start trained together (DCS-style).
 
     python -m gecodec.train.joint_recipe --data ../shared/data/celeba64 --until-minutes 60    # stage 1
-    python -m gecodec.train.joint_recipe --data ../shared/data/celeba64 --out celeba64-joint.safetensors
+    python -m gecodec.train.joint_recipe --data ../shared/data/celeba64 --out gecodec/weights/celeba64-default.safetensors
 
-It starts from the G and EN of model 93851b1c (celeba64-default until the joint model, made by
+It starts from the G and EN of model 93851b1c (celeba64-v2, the default before this one, made by
 gecodec.train.default_model in 105 CPU-minutes) and trains them with a learned start (no unrolled steps) and the
 MMD prior term for 120 minutes in all: the winner of the equal-budget comparison in bench/results/joint/.
 Each call continues the run in --run-dir; --until-minutes stops a stage early so that each fits a session.
 Once the budget is spent, --out exports the bundle with the decode schedule below (50 Adam iterations from the
-learned start: within 0.02 dB of the 500 x 2 search in that comparison) and its validation figures.
+learned start: within 0.02 dB of the 500 x 2 search in that comparison), its entropy model, its validation
+figures and its default quality.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
 from gecodec.train.joint import JointTrainConfig, export_joint, train_joint
 
-NAME = "celeba64-joint"
-START = "93851b1c"  # the G and EN the joint run starts from
+NAME = "celeba64-default"
+START = "93851b1c"  # the G and EN the joint run starts from: celeba64-v2
 MINUTES = 120
 DECODE = SearchOptions(iters=50, restarts=1, lr=0.05)
 
