@@ -1,9 +1,10 @@
-"""A picture of what the codec does: originals, GE and CSGM decodes, and the smallest WebP files.
+"""A picture of what the codec does: originals, GE decodes at two sizes, CSGM, and the smallest WebP files.
 
     python -m bench.examples --data ../shared/data/celeba64/val --n 8
 
-Writes bench/results/examples.png (rows: original; GE and CSGM, each m = 128 at 8 bits; WebP at quality 0,
-its smallest files) and examples.json with the bytes, PSNR and MSE of each image.
+Writes bench/results/examples.png (rows: original; GE at the model's default rate; GE with --target-bytes 60
+(models with an entropy model); CSGM, m = 128 at 8 bits; WebP at quality 0, its smallest files) and
+examples.json with the bytes, PSNR and MSE of each image.
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     codec = Codec(load_model(args.model), args.device)
     originals = to_float(load_images(args.data, codec.image_size, limit=args.n))
     names = image_source(args.data)[0][: args.n]
-    rows, report = [originals], {"model": codec.bundle.name, "bits": args.bits, "images": names}
-    for name in ("ge", "cs", "webp"):
+    rows, report = [originals], {"model": codec.bundle.name, "cs_bits": args.bits, "images": names}
+    settings = {"ge": {}, "ge_60_bytes": {"target_bytes": 60}, "cs": {"mode": "cs", "bits": args.bits}}
+    if codec.bundle.entropy is None:
+        del settings["ge_60_bytes"]
+    for name in (*settings, "webp"):
         if name == "webp":
             files, decoded = webp_smallest(originals)
         else:
-            files = codec.encode_batch(originals, bits=args.bits, mode=name)
+            files = codec.encode_batch(originals, **settings[name])
             decoded = codec.decode_batch(files)
         rows.append(decoded)
         report[name] = {"bytes": [len(f) for f in files], "psnr": [round(float(v), 2) for v in psnr_8bit(decoded, originals)],

@@ -1,5 +1,8 @@
 """Encode and decode time per image for a model at its own decode schedule, on CPU and on CUDA.
 
+Encoding is timed at the model's default rate, and for a model with an entropy model also with
+--target-bytes 100 (the quality search included).
+
     python -m bench.speed --data ../shared/data/celeba64/val --n 8 --batch-sizes 1 8
 
 Writes bench/results/speed.json and prints a Markdown table. Times are wall-clock per image, after one
@@ -25,6 +28,7 @@ from gecodec.search import SearchOptions
 from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results"
+TARGET_BYTES = 100
 
 
 def timed(device: torch.device, work: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
@@ -42,14 +46,19 @@ def measure(codec: Codec, images: torch.Tensor, batch_size: int, options: Search
     """Seconds per image for encoding and decoding ``images`` in batches of ``batch_size``."""
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
     codec.decode_batch(codec.encode_batch(batches[0][:1]), iters=2)  # warm-up
-    encode_s = decode_s = 0.0
+    encode_s = target_s = decode_s = 0.0
     for batch in batches:
         seconds, files = timed(codec.device, codec.encode_batch, batch)
         encode_s += seconds
+        if codec.bundle.entropy is not None:
+            target_s += timed(codec.device, codec.encode_batch, batch, target_bytes=TARGET_BYTES)[0]
         decode_s += timed(codec.device, codec.decode_batch, files, batch_size=batch_size, **vars(options))[0]
-    return {"device": str(codec.device), "batch_size": batch_size, "images": len(images),
-            "encode_ms_per_image": round(1000 * encode_s / len(images), 2),
-            "decode_s_per_image": round(decode_s / len(images), 3)}
+    row = {"device": str(codec.device), "batch_size": batch_size, "images": len(images),
+           "encode_ms_per_image": round(1000 * encode_s / len(images), 2),
+           "decode_s_per_image": round(decode_s / len(images), 3)}
+    if codec.bundle.entropy is not None:
+        row[f"encode_ms_per_image_target_{TARGET_BYTES}_bytes"] = round(1000 * target_s / len(images), 2)
+    return row
 
 
 def device_name(device: torch.device) -> str:
@@ -85,9 +94,12 @@ def main(argv: list[str] | None = None) -> None:
               "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print("\n| device | hardware | batch | encode ms/img | decode s/img |\n|---|---|---|---|---|")
+    target = f"encode_ms_per_image_target_{TARGET_BYTES}_bytes"
+    print(f"\n| device | hardware | batch | encode ms/img | encode to {TARGET_BYTES} B, ms/img | decode s/img |\n"
+          "|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['device']} | {r['hardware']} | {r['batch_size']} | {r['encode_ms_per_image']} | {r['decode_s_per_image']} |")
+        print(f"| {r['device']} | {r['hardware']} | {r['batch_size']} | {r['encode_ms_per_image']} | "
+              f"{r.get(target, '-')} | {r['decode_s_per_image']} |")
 
 
 if __name__ == "__main__":

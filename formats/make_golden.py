@@ -8,7 +8,8 @@ never regenerated unless the format version changes (then add new files and keep
 
 Sets: the tiny GE1 bundle's files (expected.json), a tiny joint bundle's file (expected-joint.json), a
 file made with the shipped default model of 2026-11, celeba64-default id 93851b1c (expected-default-v2.json),
-and version-2 (entropy-coded) files of a tiny bundle with an entropy model (expected-entropy.json).
+version-2 (entropy-coded) files of a tiny bundle with an entropy model (expected-entropy.json), and files
+made with the joint default of 2026-11-28 (expected-default-v3.json: its default quality and 8 bits).
 """
 
 from __future__ import annotations
@@ -155,6 +156,12 @@ def main() -> None:
             ("v2-q60.gec", {"quality": 60}, None),
             ("v2-q5-nonsquare.gec", {"quality": 5, "seed": 9}, (40, 24)),
         ], {})
+    if args.force or not (HERE / "expected-default-v3.json").exists():
+        bundle = load_model()  # the joint default that replaced 93851b1c
+        write_set("expected-default-v3.json", bundle, None, [
+            ("default-v3-quality.gec", {}, None),
+            ("default-v3-8bit.gec", {"bits": 8}, None),
+        ], {"iters": 20})
 
 
 if __name__ == "__main__":

@@ -174,3 +174,12 @@ def test_gec_bench_runs_the_harness(faces: Path, tmp_path: Path):
     result = CliRunner().invoke(gec, ["bench", "run", "--codecs", "webp", "--data", str(faces), "--out", str(tmp_path), *FAST])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "webp.json").exists()
+
+
+def test_quality_curve_reports_bytes_and_psnr_per_quality(faces: Path, tmp_path: Path):
+    from bench.quality_curve import main as quality_curve_main
+
+    quality_curve_main(["--data", str(faces), "--n", "2", "--models", "tiny-entropy-test", "--qualities", "0", "100",
+                        "--out", str(tmp_path / "curve.json")])
+    curve = json.loads((tmp_path / "curve.json").read_text())["models"]["tiny-entropy-test"]["curve"]
+    assert [row["quality"] for row in curve] == [0, 100] and curve[1]["bytes"] > curve[0]["bytes"]
