@@ -204,11 +204,15 @@ def test_decoding_a_joint_file_shows_solver_steps_in_progress(tmp_path: Path, mo
 
 
 def test_the_recipe_starts_from_the_previous_default_and_fits_its_solver_to_it():
-    from gecodec.train.joint_recipe import MINUTES, recipe_config
+    from gecodec.train.joint_recipe import JOINT_MINUTES, MINUTES, RATE_MINUTES, rate_config, recipe_config
 
-    config = recipe_config(MINUTES)
-    assert config.init_from == "93851b1c" and config.minutes == MINUTES <= 120
+    config = recipe_config(JOINT_MINUTES)
+    assert config.init_from == "93851b1c" and JOINT_MINUTES + RATE_MINUTES == MINUTES <= 120
     assert (config.solver.m, config.solver.latent_dim) == (config.encoder.m, config.generator.latent_dim)
+    assert config.qualities is None  # stage 1: the noise of 8-bit files
+    rate = rate_config(Path("run/stage1.safetensors"), RATE_MINUTES)
+    assert rate.init_from == "run/stage1.safetensors" and rate.qualities == (0, 100) and rate.minutes == RATE_MINUTES
+    assert rate.solver == config.solver and rate.prior == config.prior
 
 
 def test_rate_training_starts_from_a_joint_bundle_with_its_solver_and_draws_qualities(faces: Path, tmp_path: Path):

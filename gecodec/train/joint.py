@@ -352,8 +352,12 @@ def train_joint(data: torch.Tensor, run_dir: str | Path, config: JointTrainConfi
 
 
 def export_joint(state: dict, out: str | Path, name: str, train: torch.Tensor, data: str, decode: SearchOptions,
-                 val: torch.Tensor | None = None, made_by: str = "gec train joint") -> Bundle:
-    """Export a joint run's EMA model (G, EN, solver) as a bundle whose decode schedule is ``decode``."""
+                 val: torch.Tensor | None = None, made_by: str = "gec train joint",
+                 stages: list[dict] | None = None) -> Bundle:
+    """Export a joint run's EMA model (G, EN, solver) as a bundle whose decode schedule is ``decode``.
+
+    ``stages``: when the run continued earlier runs, each run's summary (minutes, steps, noise) for the card;
+    the card's training minutes are then theirs together."""
     config = JointTrainConfig.from_dict(state["config"])
     model = JointModel(config)
     model.load_state_dict(state["ema"])
@@ -368,7 +372,8 @@ def export_joint(state: dict, out: str | Path, name: str, train: torch.Tensor, d
         "encoder": {"kind": "ge1", "config": config.encoder.to_dict(), "trained": "jointly with G"},
         "joint": {"config": config.to_dict(), "init_from_id": state.get("init_id"), "steps": state["step"],
                   "minutes": minutes},
-        "training_minutes": minutes,
+        "training_minutes": round(sum(stage["minutes"] for stage in stages), 1) if stages else minutes,
+        **({"stages": stages} if stages else {}),
         "made_by": made_by,
     }
     return export_bundle(out, name, model.generator, model.encoder, train, card, val=val, solver=model.solver,

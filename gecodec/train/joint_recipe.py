@@ -5,10 +5,12 @@
 
 It starts from the G and EN of model 93851b1c (celeba64-v2, the default before this one, made by
 gecodec.train.default_model in 105 CPU-minutes) and trains them with a learned start (no unrolled steps) and the
-MMD prior term for 120 minutes in all: the winner of the equal-budget comparison in bench/results/joint/.
-Each call continues the run in --run-dir; --until-minutes stops a stage early so that each fits a session.
-Once the budget is spent, --out exports the bundle with the decode schedule below (50 Adam iterations from the
-learned start: within 0.02 dB of the 500 x 2 search in that comparison), its entropy model, its validation
+MMD prior term, the winner of the equal-budget comparison in bench/results/joint/: 100 minutes with the
+quantization noise of 8-bit files, then 20 minutes with the noise of entropy-coded files over the whole quality
+range (stage 2 starts from stage 1's export, RUN_DIR/stage1.safetensors, in RUN_DIR/rate).
+Each call continues the run in --run-dir; --until-minutes stops early so that each call fits a session.
+Once the 120 minutes are spent, --out exports the bundle with the decode schedule below (50 Adam iterations from
+the learned start: within 0.02 dB of the 500 x 2 search in that comparison), its entropy model, its validation
 figures and its default quality.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from gecodec.bundle import load_model
@@ -27,11 +30,14 @@ from gecodec.train.joint import JointTrainConfig, export_joint, train_joint
 
 NAME = "celeba64-default"
 START = "93851b1c"  # the G and EN the joint run starts from: celeba64-v2
-MINUTES = 120
+JOINT_MINUTES, RATE_MINUTES = 100, 20  # the two stages; 120 minutes in all
+MINUTES = JOINT_MINUTES + RATE_MINUTES
+RATE_QUALITIES = (0, 100)
 DECODE = SearchOptions(iters=50, restarts=1, lr=0.05)
 
 
 def recipe_config(minutes: float) -> JointTrainConfig:
+    """Stage 1: from celeba64-v2's G and EN, with the quantization noise of 8-bit fixed-length files."""
     start = load_model(START)
     return JointTrainConfig(
         generator=start.generator.config, encoder=start.encoder.config, init_from=START,
@@ -40,28 +46,49 @@ def recipe_config(minutes: float) -> JointTrainConfig:
     )
 
 
+def rate_config(stage_one: Path, minutes: float) -> JointTrainConfig:
+    """Stage 2: from stage 1's export (its EMA weights, solver included), with the noise of entropy-coded files
+    at a quality drawn per image over the whole --quality range (bench/results/rate: better at every quality
+    than as many minutes of stage 1)."""
+    return replace(recipe_config(minutes), init_from=str(stage_one), qualities=RATE_QUALITIES)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with train/ and val/ image folders")
     parser.add_argument("--out", type=Path, default=None, help="bundle file to write once the budget is spent")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/joint-default"))
     parser.add_argument("--cache", type=Path, default=None, help="a .npy cache of the decoded training images")
-    parser.add_argument("--until-minutes", type=float, default=MINUTES, help="stop this stage at this many minutes")
+    parser.add_argument("--until-minutes", type=float, default=MINUTES,
+                        help="stop at this many minutes of the recipe's 120 (both stages together)")
     parser.add_argument("--val-images", type=int, default=64, help="validation images for the model card (0: none)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     train = load_images(args.data / "train", 64, cache=args.cache)
-    stage_minutes = min(args.until_minutes, MINUTES)
+    until = min(args.until_minutes, MINUTES)
     checkpoint = args.run_dir / "checkpoint.pt"
-    train_joint(train, args.run_dir, recipe_config(stage_minutes), resume=checkpoint.exists())
+    train_joint(train, args.run_dir, recipe_config(min(until, JOINT_MINUTES)), resume=checkpoint.exists())
     state = load_checkpoint(checkpoint)
-    if args.out is None or state["elapsed"] < MINUTES * 60:
-        print(f"{args.run_dir}: {state['elapsed'] / 60:.1f} of {MINUTES} minutes trained, step {state['step']}")
+    stages = [{"noise": "8-bit fixed-length", "minutes": round(state["elapsed"] / 60, 1), "steps": state["step"],
+               "init_from": START}]
+    stage_one = args.run_dir / "stage1.safetensors"
+    if state["elapsed"] >= JOINT_MINUTES * 60 and until > JOINT_MINUTES:
+        if not stage_one.exists():
+            export_joint(state, stage_one, NAME + "-stage1", train, str(args.data / "train"), DECODE)
+        rate_dir = args.run_dir / "rate"
+        train_joint(train, rate_dir, rate_config(stage_one, until - JOINT_MINUTES),
+                    resume=(rate_dir / "checkpoint.pt").exists())
+        state = load_checkpoint(rate_dir / "checkpoint.pt")
+        stages.append({"noise": f"entropy-coded, qualities {RATE_QUALITIES[0]} to {RATE_QUALITIES[1]}",
+                       "minutes": round(state["elapsed"] / 60, 1), "steps": state["step"]})
+    trained = sum(stage["minutes"] for stage in stages)
+    if args.out is None or len(stages) < 2 or state["elapsed"] < RATE_MINUTES * 60:
+        print(f"{args.run_dir}: {trained:.1f} of {MINUTES} minutes trained ({stages})")
         return
     val = to_float(load_images(args.data / "val", 64, limit=args.val_images)) if args.val_images else None
     bundle = export_joint(state, args.out, NAME, train, str(args.data / "train"), DECODE, val,
-                          made_by="python -m gecodec.train.joint_recipe")
+                          made_by="python -m gecodec.train.joint_recipe", stages=stages)
     print(f"wrote {args.out} (id {bundle.model_hex}) in {(time.monotonic() - started) / 60:.1f} min; "
           f"val GE PSNR {bundle.card['val'].get('ge_real', {}).get('psnr')} dB")
 
