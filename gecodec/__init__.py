@@ -1,7 +1,8 @@
 """gecodec: a generative image codec. Images become a few dozen bytes of measurements m = EN(x);
 decoding searches a GAN generator's latent space for the image whose measurements match.
 
-    data = gecodec.encode("face.png")          # bytes of a .gec file
+    data = gecodec.encode("face.png")          # bytes of a .gec file, at the model's default quality
+    small = gecodec.encode("face.png", target_bytes=60)   # or quality=0..100, or bits=N (fixed-length)
     image = gecodec.decode(data)               # PIL.Image.Image
     noisy = gecodec.degrade("face.png", "denoise", sigma=0.4)
     clean = gecodec.restore(noisy, "denoise")  # PIL.Image.Image
@@ -12,6 +13,7 @@ from gecodec.bundle import Bundle, load_model
 from gecodec.codec import Codec
 from gecodec.errors import (
     BundleError,
+    DecodeError,
     FormatError,
     GecError,
     ImageError,
@@ -23,7 +25,7 @@ from gecodec.errors import (
 from gecodec.restoration import degrade
 from gecodec.search import SearchOptions
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2: entropy-coded files (container version 2), the joint default model
 
 
 def register_pillow() -> None:
@@ -32,7 +34,7 @@ def register_pillow() -> None:
 
 
 __all__ = [
-    "Bundle", "BundleError", "Codec", "FormatError", "GecError", "ImageError", "ModelNotFoundError",
+    "Bundle", "BundleError", "Codec", "DecodeError", "FormatError", "GecError", "ImageError", "ModelNotFoundError",
     "OptionError", "OutputError", "SearchOptions", "TrainingError", "decode", "degrade", "encode", "load_model",
     "register_pillow", "restore",
 ]

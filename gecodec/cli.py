@@ -213,7 +213,8 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
     """Decode .gec files (or folders of them) to images."""
     overrides = {"iters": iters, "restarts": restarts, "lam": lam, "lr": lr}
     failures = Failures()
-    files = expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
+    files = [path for path in expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
+             if looks_like_gec(path, failures)]
     total_files = len(files) + len(failures.items)
     pairs = plan_outputs(inputs, files, output, "." + image_ext, failures, force)
     jobs: dict[Codec, list[tuple[Path, Path, ParsedFile]]] = defaultdict(list)
@@ -242,6 +243,21 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
                     except GecError as exc:
                         failures.add(source, exc)
     failures.finish(total_files)
+
+
+def looks_like_gec(path: Path, failures: Failures) -> bool:
+    """A file named on the command line without the .gec extension must start like one (so that `gec decode
+    face.png` says what is wrong, rather than that face.png, its output, exists)."""
+    if path.suffix.lower() == ".gec" or not path.is_file():  # a FIFO must not be opened here: it could hang
+        return True
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) == container.MAGIC_V2:  # both versions start with "GE"
+                return True
+    except OSError:
+        return True  # reading it later reports the problem
+    failures.add(path, GecError("not a .gec file"))
+    return False
 
 
 def decode_one(codec: Codec, parsed: ParsedFile, overrides: dict[str, Any], failures: Failures, source: Path

@@ -251,3 +251,14 @@ def test_bad_rate_settings_get_a_one_line_error(image_file, tmp_path, options, p
     result = gec("encode", image_file, "-o", tmp_path / "x.gec", *(options if "--model" in options else options + ENTROPY))
     assert result.exit_code != 0 and problem in result.output
     assert "Traceback" not in result.output and not (tmp_path / "x.gec").exists()
+
+
+def test_decoding_an_image_says_it_is_not_a_gec_file(image_file):
+    result = gec("decode", image_file, *FAST)
+    assert result.exit_code == 1 and "not a .gec file" in result.output and "already exists" not in result.output
+
+
+def test_a_gec_file_with_another_extension_still_decodes(tmp_path):
+    renamed = tmp_path / "face.bin"
+    renamed.write_bytes((GOLDEN / "ge-8bit.gec").read_bytes())
+    assert gec("decode", renamed, "-o", tmp_path / "face.png", *FAST).exit_code == 0
