@@ -474,7 +474,11 @@ def bench(ctx: click.Context, args: tuple[str, ...]) -> None:
             break
     else:
         raise GecClickError("gec bench needs a gecodec checkout (its bench/ folder): run it from the repository")
-    from bench.__main__ import main as run_bench
+    try:
+        from bench.__main__ import main as run_bench
+    except ModuleNotFoundError as exc:  # matplotlib, scikit-image: the bench extra
+        raise GecClickError(f"gec bench needs the bench extra (missing: {exc.name}): "
+                            "pip install -e '.[bench]'") from None
 
     ctx.exit(run_bench(list(args)))
 

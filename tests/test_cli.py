@@ -262,3 +262,18 @@ def test_a_gec_file_with_another_extension_still_decodes(tmp_path):
     renamed = tmp_path / "face.bin"
     renamed.write_bytes((GOLDEN / "ge-8bit.gec").read_bytes())
     assert gec("decode", renamed, "-o", tmp_path / "face.png", *FAST).exit_code == 0
+
+
+def test_bench_without_its_extra_names_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_skimage(name, *args, **kwargs):
+        if name.startswith("skimage") or name.startswith("bench"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name="skimage")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_skimage)
+    result = gec("bench", "rd", "--data", "x")
+    assert result.exit_code == 1 and "bench extra (missing: skimage)" in result.output
