@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any, Union
 
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from gecodec import container
 from gecodec.bundle import Bundle, find_by_id, load_model
@@ -78,14 +80,21 @@ def encode(
                               target_bytes=target_bytes)
 
 
-def decode(data: GecInput, device: str | torch.device | None = None, **search_options: Any) -> Image.Image:
+def decode(data: GecInput, device: str | torch.device | None = None, progress: bool = False,
+           **search_options: Any) -> Image.Image:
     """Decompress .gec bytes (or a .gec path) to an RGB image; the model is found from the file's model id.
 
-    search_options: iters, restarts, lam, lr (defaults: the file's hints, else SearchOptions).
+    progress: show a progress bar of the search on stderr. search_options: iters, restarts, lam, lr
+    (defaults: the model's schedule, then the file's hints).
     """
     raw = read_gec(data)
     header, _ = container.read(raw)
-    return get_codec(find_by_id(header.model_id), device).decode_image(raw, **search_options)
+    codec = get_codec(find_by_id(header.model_id), device)
+    if not progress:
+        return codec.decode_image(raw, **search_options)
+    with tqdm(total=codec.search_steps(codec.parse(raw), **search_options), unit="iter", desc="decode",
+              file=sys.stderr) as bar:
+        return codec.decode_image(raw, bar.update, **search_options)
 
 
 def restore(

@@ -14,6 +14,8 @@ from gecodec.api import read_gec
 from gecodec.cli import main
 from gecodec.errors import GecError
 
+from conftest import GOLDEN
+
 
 def test_a_device_that_reports_size_zero_is_refused_without_reading_it():
     with pytest.raises(GecError, match="not a regular file"):
@@ -55,3 +57,10 @@ def test_an_oversized_file_is_refused_after_reading_one_byte_more_than_the_limit
 def test_gec_decode_of_dev_zero_is_a_one_line_error(tmp_path: Path):
     result = CliRunner().invoke(main, ["decode", "/dev/zero", "-o", str(tmp_path / "out.png")])
     assert result.exit_code != 0 and "not a regular file" in result.output and "Traceback" not in result.output
+
+
+def test_library_decode_can_show_a_progress_bar(capsys):
+    import gecodec
+
+    image = gecodec.decode(GOLDEN / "ge-8bit.gec", progress=True, iters=3, restarts=1)
+    assert image.size == (16, 16) and "decode" in capsys.readouterr().err
