@@ -5,7 +5,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 import gecodec
-from gecodec.bundle import DEFAULT_MODEL, SHIPPED_DIR, load_model
+from gecodec import container
+from gecodec.bundle import DEFAULT_MODEL, SHIPPED_DIR, find_by_id, load_model
 from gecodec.cli import main
 
 from conftest import face_like
@@ -16,15 +17,19 @@ def test_default_model_is_shipped_and_has_a_model_card():
     assert bundle.name == DEFAULT_MODEL and bundle.path.parent == SHIPPED_DIR.resolve()
     assert (bundle.image_size, bundle.m) == (64, 128)
     card = bundle.card
-    assert card["generator"]["steps"] > 1000 and card["encoder"]["steps"] > 1000  # trained, not random
+    assert card["generator"]["steps"] > 1000 and card["joint"]["steps"] > 1000  # trained, not random
     assert {"ge_real", "ge_generated", "generator_floor_real"} <= set(card["val"])
-    assert bundle.path.stat().st_size < 20 * 1024 * 1024
+    assert bundle.solver is not None and bundle.entropy is not None
+    assert card["rate"]["default_quality"] == bundle.entropy.default_quality
+    assert bundle.path.stat().st_size < 8 * 1024 * 1024
 
 
-def test_default_file_is_at_most_152_bytes(tmp_path):
+def test_default_file_is_entropy_coded_and_at_most_152_bytes():
     data = gecodec.encode(face_like(64, 64))
-    assert len(data) == 145
-    image = gecodec.decode(data, iters=2, restarts=1)
+    header, _ = container.read(data)
+    assert header.quality == load_model().entropy.default_quality and len(data) <= 152
+    assert len(gecodec.encode(face_like(64, 64), bits=8)) == 145  # fixed-length files are still there
+    image = gecodec.decode(data, iters=2)
     assert image.size == (64, 64)
 
 
@@ -33,12 +38,12 @@ def test_gec_info_shows_the_default_header(tmp_path):
     path.write_bytes(gecodec.encode(face_like(64, 64)))
     result = CliRunner().invoke(main, ["info", str(path)])
     assert result.exit_code == 0
-    assert DEFAULT_MODEL in result.output and "128 values x 8 bits" in result.output and "145 bytes" in result.output
+    assert DEFAULT_MODEL in result.output and "128 values" in result.output
+    assert f"quality   {load_model().entropy.default_quality}" in result.output
 
 
-def test_files_made_with_the_first_default_model_still_find_it():
-    # celeba64-default was model aed91f57 until it was replaced; files in the wild name that id.
-    from gecodec.bundle import find_by_id
-
-    bundle = find_by_id(0xAED91F57)
-    assert bundle.name == "celeba64-v1" and bundle.path.parent == SHIPPED_DIR.resolve()
+def test_files_made_with_earlier_default_models_still_find_them():
+    # celeba64-default was model aed91f57, then 93851b1c; files in the wild name those ids.
+    for model_id, name in ((0xAED91F57, "celeba64-v1"), (0x93851B1C, "celeba64-v2")):
+        bundle = find_by_id(model_id)
+        assert bundle.name == name and bundle.path.parent == SHIPPED_DIR.resolve() and bundle.card["legacy"]

@@ -363,16 +363,19 @@ def export_joint(state: dict, out: str | Path, name: str, train: torch.Tensor, d
     model.load_state_dict(state["ema"])
     model.eval().requires_grad_(False)
     minutes = round(state["elapsed"] / 60, 1)
+    steps = state["step"]
+    if stages:  # G's training is every stage's
+        minutes, steps = round(sum(stage["minutes"] for stage in stages), 1), sum(stage["steps"] for stage in stages)
     card = {
         "data": f"{len(train)} images from {data}",
         "image_size": config.generator.image_size,
-        "generator": {"config": config.generator.to_dict(), "loss": "joint", "steps": state["step"],
+        "generator": {"config": config.generator.to_dict(), "loss": "joint", "steps": steps,
                       "batch_size": config.batch_size, "minutes": minutes, "hardware": state.get("hardware"),
                       "ema": "exported weights are the exponential moving average of G, EN and the solver"},
         "encoder": {"kind": "ge1", "config": config.encoder.to_dict(), "trained": "jointly with G"},
         "joint": {"config": config.to_dict(), "init_from_id": state.get("init_id"), "steps": state["step"],
-                  "minutes": minutes},
-        "training_minutes": round(sum(stage["minutes"] for stage in stages), 1) if stages else minutes,
+                  "minutes": round(state["elapsed"] / 60, 1)},  # this run; stages lists the earlier ones
+        "training_minutes": minutes,
         **({"stages": stages} if stages else {}),
         "made_by": made_by,
     }
