@@ -25,7 +25,8 @@ def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
         if "target_bytes" in setting:
             continue
         label = ", ".join(str(setting[k]) for k in ("model", "basis") if k in setting)
-        groups.setdefault(label + (", entropy-coded" if "quality" in setting else ""), []).append(row)
+        entropy_coded = "model" in setting and "quality" in setting  # gecodec's; a Pillow codec's quality is its own
+        groups.setdefault(label + (", entropy-coded" if entropy_coded else ""), []).append(row)
     return groups
 
 

@@ -183,3 +183,11 @@ def test_quality_curve_reports_bytes_and_psnr_per_quality(faces: Path, tmp_path:
                         "--out", str(tmp_path / "curve.json")])
     curve = json.loads((tmp_path / "curve.json").read_text())["models"]["tiny-entropy-test"]["curve"]
     assert [row["quality"] for row in curve] == [0, 100] and curve[1]["bytes"] > curve[0]["bytes"]
+
+
+def test_only_gecodec_quality_settings_make_an_entropy_coded_curve():
+    from bench.plots import curve_groups
+
+    rows = [{"setting": {"quality": 5}}, {"setting": {"model": "a", "m": 8, "quality": 5}},
+            {"setting": {"model": "a", "m": 8, "bits": 8}}, {"setting": {"model": "a", "m": 8, "target_bytes": 60}}]
+    assert sorted(curve_groups(rows)) == ["", "a", "a, entropy-coded"]
