@@ -70,8 +70,12 @@ def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
             os.unlink(tmp)
 
 
+FAST_PNG_PIXELS = 1 << 20  # above this, PNGs are written with zlib level 1: 4 times faster, a little larger
+
+
 def save_image_atomic(image: Image.Image, path: Path, force: bool = False) -> None:
     """Save an image in the format its extension names, atomically."""
     buffer = io.BytesIO()
-    image.save(buffer, format=image_format(path))
+    options = {"compress_level": 1} if image_format(path) == "PNG" and image.width * image.height > FAST_PNG_PIXELS else {}
+    image.save(buffer, format=image_format(path), **options)
     write_bytes_atomic(path, buffer.getvalue(), force)
