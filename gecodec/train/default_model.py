@@ -1,6 +1,7 @@
-"""The recipe that made the shipped default model. Re-run it to reproduce the bundle:
+"""The recipe of celeba64-v2 (id 93851b1c), the default model until the joint model, and the G and EN the joint
+recipe (gecodec.train.joint_recipe) starts from. Re-run it to reproduce the bundle:
 
-    python -m gecodec.train.default_model --data ../shared/data/celeba64 --out gecodec/weights/celeba64-default.safetensors
+    python -m gecodec.train.default_model --data ../shared/data/celeba64 --out celeba64-v2.safetensors
 
 Stages, each resumable in --run-dir: GAN (a DCGAN-style G with the non-saturating loss, which learns faces in
 far fewer CPU-minutes than BEGAN), the GE1 encoder on real and generated faces, then quantizer calibration,
@@ -20,7 +21,7 @@ from gecodec.train.encoder import EncoderTrainConfig, train_encoder
 from gecodec.train.export import export_bundle, training_card
 from gecodec.train.gan import GanTrainConfig, ema_generator, train_gan
 
-NAME = "celeba64-default"
+NAME = "celeba64-v2"
 GAN = GanTrainConfig(
     generator=GeneratorConfig(image_size=64, latent_dim=128, channels=256, latent_prior="normal", arch="dcgan"),
     loss="nonsaturating", discriminator=ConvDiscriminatorConfig(image_size=64, channels=32),
