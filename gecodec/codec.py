@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -178,27 +179,18 @@ class Codec:
         """Version-2 files: each image at ``quality``, or at the largest quality whose file fits ``target_bytes``."""
         with torch.no_grad():
             values = self.encoder(images).cpu()
-        entropy, size = self.bundle.entropy, self.image_size
         files = []
         for row, original in zip(values, sizes):
-            def file_at(q: int) -> bytes:
-                header = Header(model_id=self.bundle.model_id, quality=q, seed=seed, hints=dict(hints or {}),
-                                original_size=None if original in (None, (size, size)) else tuple(original))
-                return container.write(header, entropy.encode(entropy.quantize(row[None], q)[0], q))
-            if target_bytes is None:
-                files.append(file_at(quality))
-                continue
-            smallest = file_at(0)
-            if len(smallest) > target_bytes:
-                raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(smallest)}")
-            # Sizes grow with quality, so bisect: fits holds the largest quality known to fit, and its file.
-            fits, too_big = (0, smallest), QUALITIES
-            while too_big - fits[0] > 1:
-                middle = (fits[0] + too_big) // 2
-                data = file_at(middle)
-                fits, too_big = ((middle, data), too_big) if len(data) <= target_bytes else (fits, middle)
-            files.append(fits[1])
+            header = Header(model_id=self.bundle.model_id, quality=0, seed=seed, hints=dict(hints or {}),
+                            original_size=None if original in (None, (self.image_size,) * 2) else tuple(original))
+            file_at = partial(self._entropy_file, row, header)
+            files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
         return files
+
+    def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
+        entropy = self.bundle.entropy
+        payload = entropy.encode(entropy.quantize(values[None], quality)[0], quality)
+        return container.write(replace(header, quality=quality), payload)
 
     def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
                      count: int | None = None, quality: int | None = None, target_bytes: int | None = None) -> bytes:
@@ -288,6 +280,19 @@ class Codec:
         parsed = self.parse(data)
         x = self.decode_parsed([parsed], 1, progress, **overrides)[0]
         return tensor_to_image(x, parsed.header.original_size)
+
+
+def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int) -> bytes:
+    """The file of the largest quality that fits in ``target_bytes``, by bisection: sizes grow with quality."""
+    smallest = file_at(0)
+    if len(smallest) > target_bytes:
+        raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(smallest)}")
+    fits, too_big = (0, smallest), QUALITIES  # the largest quality known to fit, with its file; the smallest not
+    while too_big - fits[0] > 1:
+        middle = (fits[0] + too_big) // 2
+        data = file_at(middle)
+        fits, too_big = ((middle, data), too_big) if len(data) <= target_bytes else (fits, middle)
+    return fits[1]
 
 
 def _float32_range(row: torch.Tensor) -> tuple[float, float]:
