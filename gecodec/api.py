@@ -17,6 +17,7 @@ from gecodec.bundle import Bundle, find_by_id, load_model
 from gecodec.codec import Codec, resolve_device
 from gecodec.errors import GecError
 from gecodec.imageio import ImageInput, open_image
+from gecodec.report import EncodeReport
 from gecodec.restoration import restore_images
 from gecodec.search import SearchOptions
 
@@ -68,16 +69,19 @@ def encode(
     device: str | torch.device | None = None,
     quality: int | None = None,
     target_bytes: int | None = None,
-) -> bytes:
+    report: bool = False,
+) -> bytes | tuple[bytes, EncodeReport]:
     """Compress an image (path or PIL image) to .gec bytes with a model (default: the shipped one).
 
     Rate, at most one of: quality (0..100, entropy-coded), target_bytes (the largest quality that fits), bits
     (fixed-length values). Default: the model's default quality, or 8 bits where it has no entropy model.
+    report: also decode the file and return (bytes, EncodeReport): its size, the PSNR it decodes to against
+    the input at the model's size, and the model's validation figure for such files.
     """
     bundle = model if isinstance(model, Bundle) else load_model(model)
-    codec = get_codec(bundle, device)
-    return codec.encode_image(image, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
-                              target_bytes=target_bytes)
+    data, checked = get_codec(bundle, device).encode_image_checked(
+        image, report, bits=bits, mode=mode, seed=seed, count=count, quality=quality, target_bytes=target_bytes)
+    return (data, checked) if report else data
 
 
 def decode(data: GecInput, device: str | torch.device | None = None, progress: bool = False,

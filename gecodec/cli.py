@@ -178,14 +178,18 @@ def search_options_group(command: Callable) -> Callable:
               help="Decoder seed stored in the file (restart points, and A in cs mode).")
 @click.option("--count", type=click.IntRange(1, 4096), default=None,
               help="cs mode: number of measurements. Default: the model's m.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Decode each file and report its PSNR against the input, with a warning when it is far below "
+                   "the model's validation figure.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 @device_option
 @force_option
 @quiet_option
 def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, quality: int | None,
-           target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, device: str | None,
-           force: bool, quiet: bool) -> None:
-    """Encode images (files or folders of images) to .gec files."""
-    failures = Failures()
+           target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, check: bool,
+           as_json: bool, device: str | None, force: bool, quiet: bool) -> None:
+    """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
+    failures, records = Failures(), []
     files = expand(inputs, is_image_path, failures)
     total = len(files) + len(failures.items)
     pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
@@ -194,9 +198,20 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, qua
         rate = codec.rate_settings(bits, quality, target_bytes, mode)  # a bad combination fails before any work
         for source, target in tqdm(pairs, unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None):
             try:
-                write_bytes_atomic(target, codec.encode_image(source, mode=mode, seed=seed, count=count, **rate), force)
+                data, report = codec.encode_image_checked(source, check, mode=mode, seed=seed, count=count, **rate)
+                write_bytes_atomic(target, data, force)
             except GecError as exc:
                 failures.add(source, exc)
+                continue
+            records.append({"input": str(source), "output": str(target), "bytes": len(data),
+                            **(report.to_dict() if report else {})})
+            if report is not None and not as_json:
+                tqdm.write(f"{target}: {report.describe()}")
+            if report is not None and report.unusual:
+                warnings.warn(f"{source}: decodes to {report.psnr:.2f} dB, far below the model's "
+                              f"{report.expected_psnr:.2f} dB: this image is unlike the faces the model knows")
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
     failures.finish(total)
 
 

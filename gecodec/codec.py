@@ -19,8 +19,10 @@ from gecodec.container import Header
 from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, OptionError
 from gecodec.imageio import ImageInput, image_to_tensor, open_image, tensor_to_image
+from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
 from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack_bits
+from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
 
 DEFAULT_BITS = 8
@@ -195,10 +197,21 @@ class Codec:
     def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
                      count: int | None = None, quality: int | None = None, target_bytes: int | None = None) -> bytes:
         """Encode one image (a path or a PIL image): centre crop, resize, measure, quantize, code."""
+        return self.encode_image_checked(image, False, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
+                                         target_bytes=target_bytes)[0]
+
+    def encode_image_checked(self, image: ImageInput, check: bool = True, **options: Any
+                             ) -> tuple[bytes, EncodeReport | None]:
+        """encode_image, and with ``check`` the file decoded and compared with the input at the model's size."""
         picture = open_image(image)
         x = image_to_tensor(picture, self.image_size).unsqueeze(0)
-        return self.encode_batch(x, bits=bits, mode=mode, seed=seed, count=count, original_sizes=[picture.size],
-                                 quality=quality, target_bytes=target_bytes)[0]
+        data = self.encode_batch(x, original_sizes=[picture.size], **options)[0]
+        if not check:
+            return data, None
+        parsed = self.parse(data)
+        decoded = self.decode_parsed([parsed], 1)
+        psnr = round(float(psnr_8bit(decoded, x)[0]), 2)
+        return data, EncodeReport(len(data), psnr, expected_psnr(self.bundle, parsed.header))
 
     # -- decoding ---------------------------------------------------------------------------------
 

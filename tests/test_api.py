@@ -64,3 +64,25 @@ def test_library_decode_can_show_a_progress_bar(capsys):
 
     image = gecodec.decode(GOLDEN / "ge-8bit.gec", progress=True, iters=3, restarts=1)
     assert image.size == (16, 16) and "decode" in capsys.readouterr().err
+
+
+def test_library_encode_can_report_what_the_file_decodes_to():
+    import gecodec
+    from conftest import face_like
+
+    data, report = gecodec.encode(face_like(), model="tiny-entropy-test", report=True)
+    assert report.bytes == len(data) and report.psnr > 0 and not report.unusual
+    assert gecodec.encode(face_like(), model="tiny-entropy-test") == data
+
+
+def test_the_expected_figure_follows_the_models_validation_curve():
+    from types import SimpleNamespace
+
+    from gecodec.report import expected_psnr
+
+    card = {"rate": {"val_curve": [{"quality": 40, "psnr": 24.0}, {"quality": 60, "psnr": 25.0}]},
+            "val": {"bits": 8, "ge_real": {"psnr": 25.5}}}
+    bundle = SimpleNamespace(card=card)
+    assert expected_psnr(bundle, container.Header(model_id=1, quality=50)) == 24.5
+    assert expected_psnr(bundle, container.Header(model_id=1, bits=8)) == 25.5
+    assert expected_psnr(bundle, container.Header(model_id=1, bits=4)) is None

@@ -277,3 +277,21 @@ def test_bench_without_its_extra_names_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_skimage)
     result = gec("bench", "rd", "--data", "x")
     assert result.exit_code == 1 and "bench extra (missing: skimage)" in result.output
+
+
+def test_encode_reports_what_each_file_decodes_to(image_file, tmp_path):
+    result = gec("encode", image_file, "-o", tmp_path / "a.gec", *ENTROPY)
+    assert result.exit_code == 0 and "a.gec: " in result.output and "decodes to" in result.output
+    quiet = gec("encode", image_file, "-o", tmp_path / "b.gec", "--no-check", *ENTROPY)
+    assert quiet.exit_code == 0 and "decodes to" not in quiet.output
+    records = json.loads(gec("encode", image_file, "-o", tmp_path / "c.gec", "--json", *ENTROPY).output)
+    assert records[0]["bytes"] == (tmp_path / "c.gec").stat().st_size and records[0]["psnr"] > 0
+
+
+def test_an_image_far_below_the_models_figure_gets_a_warning(image_file, tmp_path, monkeypatch):
+    import gecodec.codec
+
+    monkeypatch.setattr(gecodec.codec, "expected_psnr", lambda bundle, header: 99.0)
+    with pytest.warns(UserWarning, match="unlike the faces the model knows"):
+        result = gec("encode", image_file, "-o", tmp_path / "odd.gec", *ENTROPY)
+    assert result.exit_code == 0 and (tmp_path / "odd.gec").exists()
