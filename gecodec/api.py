@@ -19,7 +19,7 @@ from gecodec.errors import GecError
 from gecodec.imageio import ImageInput, open_image
 from gecodec.report import EncodeReport
 from gecodec.restoration import restore_images
-from gecodec.search import SearchOptions
+from gecodec.search import Progress, SearchOptions
 
 GecInput = Union[bytes, bytearray, memoryview, str, os.PathLike]
 
@@ -84,18 +84,21 @@ def encode(
     return (data, checked) if report else data
 
 
-def decode(data: GecInput, device: str | torch.device | None = None, progress: bool = False,
+def decode(data: GecInput, device: str | torch.device | None = None, progress: bool | Progress = False,
            **search_options: Any) -> Image.Image:
     """Decompress .gec bytes (or a .gec path) to an RGB image; the model is found from the file's model id.
 
-    progress: show a progress bar of the search on stderr. search_options: iters, restarts, lam, lr
-    (defaults: the model's schedule, then the file's hints).
+    progress: True for a progress bar of the search on stderr, or a callable given the number of steps done
+    after each step (codec.search_steps(codec.parse(data)) is the total). search_options: iters, restarts,
+    lam, lr (defaults: the model's schedule, then the file's hints).
     """
     raw = read_gec(data)
     header, _ = container.read(raw)
     codec = get_codec(find_by_id(header.model_id), device)
     if not progress:
         return codec.decode_image(raw, **search_options)
+    if callable(progress):
+        return codec.decode_image(raw, progress, **search_options)
     with tqdm(total=codec.search_steps(codec.parse(raw), **search_options), unit="iter", desc="decode",
               file=sys.stderr) as bar:
         return codec.decode_image(raw, bar.update, **search_options)

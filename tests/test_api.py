@@ -64,6 +64,9 @@ def test_library_decode_can_show_a_progress_bar(capsys):
 
     image = gecodec.decode(GOLDEN / "ge-8bit.gec", progress=True, iters=3, restarts=1)
     assert image.size == (16, 16) and "decode" in capsys.readouterr().err
+    steps: list[int] = []
+    gecodec.decode(GOLDEN / "ge-8bit.gec", progress=steps.append, iters=3, restarts=1)
+    assert steps == [1, 1, 1]  # one image advanced by each of the 3 iterations
 
 
 def test_library_encode_can_report_what_the_file_decodes_to():
