@@ -26,6 +26,7 @@ from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputErro
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
 from gecodec.models.solver import LatentSolver, SolverConfig
+from gecodec.options import DEFAULT_MODEL
 from gecodec.search import SearchOptions
 
 FORMAT_NAME = "gecodec-bundle"
@@ -35,7 +36,6 @@ FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION = "1", "2", "3"
 FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION)
 BUNDLE_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "celeba64-default"
 # EN's kinds: GE1 (a trained conv encoder) and GE0 (the BEGAN discriminator's encoder half).
 ENCODER_KINDS = {"ge1": (Encoder, EncoderConfig), "ge0": (BeganEncoder, DiscriminatorConfig)}
 

@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 one or more inputs failed (each is reported on one line
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -13,24 +14,23 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
-from PIL import Image
 from tqdm import tqdm
 
-from gecodec import __version__, api, container
-from gecodec.bundle import DEFAULT_MODEL, available_bundles, find_by_id, load_bundle, load_model
-from gecodec.cli_train import train
-from gecodec.codec import DEFAULT_BITS, Codec, ParsedFile, search_options
+from gecodec import __version__, container
 from gecodec.errors import GecError, OutputError
 from gecodec.fileio import check_output, check_writable, image_format, save_image_atomic, write_bytes_atomic
-from gecodec.imageio import is_image_path, open_image, tensor_to_image
-from gecodec.quantize import MAX_BITS, MIN_BITS
-from gecodec.restoration import METHODS, TASKS, TaskParams, restore_images, task_params
-from gecodec.restoration import degrade as degrade_image
-from gecodec.search import SearchOptions
+from gecodec.options import (BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODEL, MAX_BITS, METHODS, MIN_BITS, NOISE_SIGMA,
+                             SUPERRES_FACTOR, TASKS, SearchOptions)
+
+# Modules that load torch are imported inside the commands that need them, so that `gec --help` starts quickly.
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from gecodec.codec import Codec, ParsedFile
 
 EXIT_FAILED, EXIT_INTERNAL = 1, 3
 DEFAULTS = SearchOptions()
@@ -122,6 +122,28 @@ class GecClickError(click.ClickException):
 
 
 class GecGroup(click.Group):
+    # Subcommands defined in modules that load torch: (module, attribute, the short help `gec --help` shows).
+    LAZY = {"train": ("gecodec.cli_train", "train", "Train models: gan, encoder, joint, eval.")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY and name not in self.commands:
+            module, attribute, _ = self.LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.LAZY and name not in self.commands:
+                rows.append((name, self.LAZY[name][2]))
+            elif not self.commands[name].hidden:
+                rows.append((name, self.commands[name].get_short_help_str(formatter.width - 6 - len(name))))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -189,6 +211,10 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, qua
            target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, check: bool,
            as_json: bool, device: str | None, force: bool, quiet: bool) -> None:
     """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
+    from gecodec import api
+    from gecodec.bundle import load_model
+    from gecodec.imageio import is_image_path
+
     failures, records = Failures(), []
     files = expand(inputs, is_image_path, failures)
     total = len(files) + len(failures.items)
@@ -226,6 +252,10 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, qua
 def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters: int | None, restarts: int | None,
            lam: float | None, lr: float | None, batch_size: int, device: str | None, force: bool, quiet: bool) -> None:
     """Decode .gec files (or folders of them) to images."""
+    from gecodec import api
+    from gecodec.bundle import find_by_id
+    from gecodec.imageio import tensor_to_image
+
     overrides = {"iters": iters, "restarts": restarts, "lam": lam, "lr": lr}
     failures = Failures()
     files = [path for path in expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
@@ -287,6 +317,9 @@ def decode_one(codec: Codec, parsed: ParsedFile, overrides: dict[str, Any], fail
 
 def describe(path: Path) -> dict[str, Any]:
     """Header and byte layout of one file, plus the model it needs, without running any network."""
+    from gecodec import api
+    from gecodec.bundle import find_by_id
+
     data = api.read_gec(path)
     header, payload = container.read(data)
     parts = container.layout(data)
@@ -351,6 +384,8 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models(as_json: bool) -> None:
     """List the model bundles shipped with gecodec and those in the user model folder."""
+    from gecodec.bundle import available_bundles, load_bundle
+
     rows = []
     for path in available_bundles():
         try:
@@ -381,7 +416,6 @@ def models(as_json: bool) -> None:
         click.echo(f"    {row['path']}")
 
 
-main.add_command(train)
 
 
 def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int, int, int] | None:
@@ -404,16 +438,16 @@ def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="ge: match EN(S(G(z))) to EN(image) (the GE paper). csgm: match S(G(z)) to the image in pixels "
                    "(Bora et al.).")
 @click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
-@click.option("--blur-sigma", type=float, default=TaskParams.blur_sigma, show_default=True,
+@click.option("--blur-sigma", type=float, default=BLUR_SIGMA, show_default=True,
               help="deblur: the blur's standard deviation in pixels.")
-@click.option("--factor", type=click.IntRange(1), default=TaskParams.factor, show_default=True,
+@click.option("--factor", type=click.IntRange(1), default=SUPERRES_FACTOR, show_default=True,
               help="superres: how many times larger the result is.")
 @click.option("--mask", type=click.Path(path_type=Path), default=None,
               help="inpaint: an image of the input's size, black where pixels are missing.")
 @click.option("--box", callback=parse_box, default=None, help="inpaint: the missing box x,y,w,h in pixels "
               "[default: a centred block 30/64 of the shorter side].")
 @click.option("--degrade", is_flag=True, help="First degrade each input as the task says (a demonstration).")
-@click.option("--sigma", type=float, default=TaskParams.sigma, show_default=True,
+@click.option("--sigma", type=float, default=NOISE_SIGMA, show_default=True,
               help="With --degrade, denoise: the noise's standard deviation (pixels in [-1, 1]).")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
               help="Seed of the search's restarts (and of --degrade's noise).")
@@ -430,6 +464,13 @@ def restore(inputs: tuple[Path, ...], task: str, output: Path | None, method: st
 
     Each result goes next to its input as NAME.restored.EXT, into -o's file, or into -o's folder.
     """
+    from gecodec import api
+    from gecodec.bundle import load_model
+    from gecodec.codec import search_options
+    from gecodec.imageio import is_image_path, open_image
+    from gecodec.restoration import degrade as degrade_image
+    from gecodec.restoration import task_params
+
     params = {"blur_sigma": blur_sigma, "factor": factor, "mask": mask, "box": box}
     options = search_options(iters=iters, restarts=restarts, lam=lam, lr=lr)
     task_params(params | {"sigma": sigma})  # a bad parameter or mask is one error before any work
@@ -462,6 +503,8 @@ def restore_chunk(codec: Codec, chunk: list[tuple[Path, Path, Image.Image]], tas
                   options: SearchOptions, progress: Callable[[int], Any], params: dict[str, Any], failures: Failures,
                   force: bool) -> None:
     """Restore images of one size together and save each result as soon as the batch is done."""
+    from gecodec.restoration import restore_images
+
     try:
         results = restore_images(codec, [p for *_, p in chunk], task, method, seed, options, progress, **params)
     except GecError as exc:

@@ -21,11 +21,11 @@ from gecodec.errors import DecodeError, FormatError, OptionError
 from gecodec.imageio import ImageInput, image_to_tensor, open_image, tensor_to_image
 from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
+from gecodec.options import DEFAULT_BITS
 from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack_bits
 from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
 
-DEFAULT_BITS = 8
 GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
 
 

@@ -6,8 +6,7 @@ import numpy as np
 import torch
 
 from gecodec.errors import FormatError, OptionError
-
-MIN_BITS, MAX_BITS = 2, 12
+from gecodec.options import MAX_BITS, MIN_BITS
 
 
 def check_bits(bits: int) -> int:

@@ -25,10 +25,9 @@ from gecodec.errors import ImageError, OptionError
 from gecodec.imageio import ImageInput, center_square, image_to_tensor, open_image, pixels_to_tensor, tensor_to_image
 from gecodec.operators import (AdditiveNoise, Compose, Downsample, GaussianBlur, Identity, Mask, Operator,
                                Upsample, check_blur_sigma, check_factor, check_sigma)
+from gecodec.options import BLUR_SIGMA, METHODS, NOISE_SIGMA, SUPERRES_FACTOR, TASKS
 from gecodec.search import Progress, SearchOptions, latent_search
 
-TASKS = ("denoise", "deblur", "superres", "inpaint")
-METHODS = ("ge", "csgm")
 BOX_FRACTION = 30 / 64  # the default missing block: the paper's centred 30 x 30 in a 64 x 64 face
 
 
@@ -36,9 +35,9 @@ BOX_FRACTION = 30 / 64  # the default missing block: the paper's centred 30 x 30
 class TaskParams:
     """What degraded the image. Sizes are in pixels of the image given to degrade or restore."""
 
-    sigma: float = 0.4  # denoise: noise standard deviation, pixels in [-1, 1] (the paper's setting)
-    blur_sigma: float = 1.5  # deblur: the Gaussian kernel's standard deviation
-    factor: int = 4  # superres: the low-resolution image is 1/factor of the size
+    sigma: float = NOISE_SIGMA  # denoise: noise standard deviation, pixels in [-1, 1] (the paper's setting)
+    blur_sigma: float = BLUR_SIGMA  # deblur: the Gaussian kernel's standard deviation
+    factor: int = SUPERRES_FACTOR  # superres: the low-resolution image is 1/factor of the size
     box: tuple[int, int, int, int] | None = None  # inpaint: the missing box x, y, w, h
     mask: ImageInput | None = None  # inpaint: black where pixels are missing, white where known
     seed: int = 0  # the noise of degrade(task="denoise")

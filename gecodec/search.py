@@ -8,32 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gecodec.errors import OptionError
 from gecodec.models import Generator
 from gecodec.models.solver import LatentSolver
+from gecodec.options import SearchOptions
 
 Measure = Callable[[torch.Tensor], torch.Tensor]  # images (N, 3, H, W) -> measurements (N, m)
 Progress = Callable[[int], None]  # called after each iteration with the number of images it advanced
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """Decoder settings. The defaults are the GE paper's (Adam, lr 0.1, 500 iterations, 2 restarts)."""
-
-    iters: int = 500
-    restarts: int = 2
-    lam: float = 0.01  # weight of the prior term; both terms are means, so lam does not depend on m or z's size
-    lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.iters, int) and self.iters >= 0):
-            raise OptionError(f"iterations must be a non-negative integer, got {self.iters!r}")
-        if not (isinstance(self.restarts, int) and self.restarts >= 1):
-            raise OptionError(f"restarts must be a positive integer, got {self.restarts!r}")
-        if not (self.lam >= 0 and np.isfinite(self.lam)):
-            raise OptionError(f"lambda must be a finite non-negative number, got {self.lam!r}")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise OptionError(f"learning rate must be a finite positive number, got {self.lr!r}")
 
 
 @dataclass
