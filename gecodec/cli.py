@@ -284,7 +284,8 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
                     if x is None:
                         continue
                     try:
-                        save_image_atomic(tensor_to_image(x, parsed.header.original_size), target, force)
+                        image = tensor_to_image(x, parsed.header.original_size, parsed.header.grayscale)
+                        save_image_atomic(image, target, force)
                     except GecError as exc:
                         failures.add(source, exc)
     failures.finish(total_files)

@@ -132,21 +132,24 @@ class Codec:
         hints: dict[str, Any] | None = None,
         quality: int | None = None,
         target_bytes: int | None = None,
+        grayscale: Sequence[bool] | None = None,
     ) -> list[bytes]:
         """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each.
 
         Rate: ``quality`` (0..100) or ``target_bytes`` (the largest quality whose file fits) give entropy-coded
         version-2 files; ``bits`` gives version-1 files of fixed-length values. At most one; the default is the
         model's default quality, or 8 bits for a model without an entropy model (and in cs mode).
+        original_sizes and grayscale describe each source picture: the decoder gives back its size and greyness.
         """
         rate = self.rate_settings(bits, quality, target_bytes, mode)
         size = self.image_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
             raise OptionError(f"expected images of shape (B, 3, {size}, {size}), got {tuple(images.shape)}")
         sizes = list(original_sizes) if original_sizes is not None else [None] * len(images)
+        grays = list(grayscale) if grayscale is not None else [False] * len(images)
         images = images.to(self.device, torch.float32)
         if rate["bits"] is None:
-            return self._encode_entropy(images, sizes, seed, hints, rate["quality"], rate["target_bytes"])
+            return self._encode_entropy(images, sizes, grays, seed, hints, rate["quality"], rate["target_bytes"])
         bits = rate["bits"]
         with torch.no_grad():
             if mode == "ge":
@@ -167,24 +170,26 @@ class Codec:
             else:
                 raise OptionError(f"unknown mode {mode!r} (use ge or cs)")
         files = []
-        for row, value_range, original in zip(ints, ranges, sizes):
+        for row, value_range, original, gray in zip(ints, ranges, sizes, grays):
             header = Header(
                 model_id=self.bundle.model_id, bits=bits, seed=seed, mode=mode,
                 original_size=None if original in (None, (size, size)) else tuple(original),
                 count=count if mode == "cs" else None, value_range=value_range, hints=dict(hints or {}),
+                grayscale=gray,
             )
             files.append(container.write(header, pack_bits(row, bits)))
         return files
 
-    def _encode_entropy(self, images: torch.Tensor, sizes: list[tuple[int, int] | None], seed: int,
+    def _encode_entropy(self, images: torch.Tensor, sizes: list[tuple[int, int] | None], grays: list[bool], seed: int,
                         hints: dict[str, Any] | None, quality: int | None, target_bytes: int | None) -> list[bytes]:
         """Version-2 files: each image at ``quality``, or at the largest quality whose file fits ``target_bytes``."""
         with torch.no_grad():
             values = self.encoder(images).cpu()
         files = []
-        for row, original in zip(values, sizes):
+        for row, original, gray in zip(values, sizes, grays):
             header = Header(model_id=self.bundle.model_id, quality=0, seed=seed, hints=dict(hints or {}),
-                            original_size=None if original in (None, (self.image_size,) * 2) else tuple(original))
+                            original_size=None if original in (None, (self.image_size,) * 2) else tuple(original),
+                            grayscale=gray)
             file_at = partial(self._entropy_file, row, header)
             files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
         return files
@@ -205,7 +210,8 @@ class Codec:
         """encode_image, and with ``check`` the file decoded and compared with the input at the model's size."""
         picture = open_image(image)
         x = image_to_tensor(picture, self.image_size).unsqueeze(0)
-        data = self.encode_batch(x, original_sizes=[picture.size], **options)[0]
+        data = self.encode_batch(x, original_sizes=[picture.size], grayscale=[picture.info.get("grayscale", False)],
+                                 **options)[0]
         if not check:
             return data, None
         parsed = self.parse(data)
@@ -292,7 +298,7 @@ class Codec:
         """Decode one .gec file to an RGB image of the original size."""
         parsed = self.parse(data)
         x = self.decode_parsed([parsed], 1, progress, **overrides)[0]
-        return tensor_to_image(x, parsed.header.original_size)
+        return tensor_to_image(x, parsed.header.original_size, parsed.header.grayscale)
 
 
 def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int) -> bytes:

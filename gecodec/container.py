@@ -35,8 +35,8 @@ MODES = ("ge", "cs")
 PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
-KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED = 1, 2, 3, 4, 5, 6
-V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED)  # version 2 codes ge mode only, and its seed lives in the extras
+KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY = 1, 2, 3, 4, 5, 6, 7
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY)  # version 2 codes ge mode only; its seed lives in the extras
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
@@ -56,6 +56,7 @@ class Header:
     value_range: tuple[float, float] | None = None  # quantizer range (lo, hi) when not taken from the model
     hints: dict[str, Any] = field(default_factory=dict)  # decoder settings suggested by the encoder
     quality: int | None = None  # version 2: the quality factor (0..100) that chose the entropy coder's step
+    grayscale: bool = False  # the input was grayscale, so the decoder returns a grayscale image
 
     @property
     def model_hex(self) -> str:
@@ -80,6 +81,8 @@ def _extras(header: Header) -> dict[int, Any]:
         extras[KEY_RANGE] = list(header.value_range)
     if header.hints:
         extras[KEY_HINTS] = dict(header.hints)
+    if header.grayscale:
+        extras[KEY_GRAY] = True
     return extras
 
 
@@ -251,6 +254,7 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
             count=extras.get(KEY_COUNT),
             value_range=tuple(value_range) if isinstance(value_range, list) else value_range,
             hints=extras.get(KEY_HINTS, {}),
+            grayscale=extras.get(KEY_GRAY, False),
             **fixed,
         )
         _validate(header)
@@ -296,6 +300,8 @@ def _validate(header: Header) -> None:
         and header.value_range[0] < header.value_range[1]
     ):
         raise ValueError(f"quantizer range {header.value_range!r} is not two increasing finite floats")
+    if not isinstance(header.grayscale, bool):
+        raise ValueError(f"grayscale flag {header.grayscale!r} is not a boolean")
     if not isinstance(header.hints, dict):
         raise ValueError("decoder hints must be a map")
     for key, value in header.hints.items():

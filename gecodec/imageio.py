@@ -52,9 +52,14 @@ def open_image(source: ImageInput) -> Image.Image:
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        rgb = _to_rgb(image)
+        rgb.info["grayscale"] = image.mode in GRAY_MODES  # the codec stores it, so decoding gives grey back
+        return rgb
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{name}: image data is corrupt ({exc})") from None
+
+
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -103,13 +108,18 @@ def tensor_to_pixels(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).numpy()
 
 
-def tensor_to_image(x: torch.Tensor, original_size: tuple[int, int] | None = None) -> Image.Image:
-    """Turn a decoded (3, s, s) tensor into an RGB image of the original size.
+def tensor_to_image(x: torch.Tensor, original_size: tuple[int, int] | None = None, grayscale: bool = False
+                    ) -> Image.Image:
+    """Turn a decoded (3, s, s) tensor into an RGB (or, for a grayscale input, an L) image of the original size.
 
     The codec only sees the centred square of a non-square image, so the square is resized to the
     crop's side and the strips outside it are filled by repeating the square's edge pixels.
     """
-    image = Image.fromarray(tensor_to_pixels(x))
+    image = _at_original_size(Image.fromarray(tensor_to_pixels(x)), original_size)
+    return image.convert("L") if grayscale else image
+
+
+def _at_original_size(image: Image.Image, original_size: tuple[int, int] | None) -> Image.Image:
     if original_size is None or original_size == image.size:
         return image
     width, height = original_size

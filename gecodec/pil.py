@@ -31,7 +31,7 @@ class GecImageFile(ImageFile.ImageFile):
             raise SyntaxError(str(exc)) from None
         self._gec_data: bytes | None = data
         self._size = header.original_size or (side, side)
-        self._mode = "RGB"
+        self._mode = "L" if header.grayscale else "RGB"
         self.tile = []
         self.info["gec_header"] = header
 

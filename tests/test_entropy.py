@@ -245,3 +245,23 @@ def test_the_default_quality_is_the_lowest_within_a_tenth_of_a_db_of_the_best():
 
     curve = [{"quality": q, "psnr": p} for q, p in [(0, 18.0), (30, 23.5), (60, 24.02), (80, 24.1), (100, 24.08)]]
     assert default_quality(curve) == 60
+
+
+@pytest.mark.parametrize("options", [{"quality": 50}, {"bits": 8}])
+def test_a_grayscale_input_decodes_to_grayscale(codec, options):
+    from conftest import face_like
+
+    gray = face_like().convert("L")
+    data = codec.encode_image(gray, **options)
+    assert container.read(data)[0].grayscale
+    decoded = codec.decode_image(data, iters=1)
+    assert decoded.mode == "L" and decoded.size == gray.size
+    assert not container.read(codec.encode_image(face_like(), **options))[0].grayscale
+
+
+def test_the_grayscale_flag_must_be_a_boolean():
+    body = b"GE\x02" + bytes(4) + bytes([0x80 | 5]) + msgpack.packb({7: 1}) + b"\x01"
+    with pytest.raises(FormatError, match="grayscale"):
+        container.read(with_crc16(body))
+    header = Header(model_id=3, quality=5, grayscale=True)
+    assert container.read(container.write(header, b"\x01"))[0] == header

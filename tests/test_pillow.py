@@ -48,3 +48,13 @@ def test_saving_with_a_quality_or_a_target_size_writes_an_entropy_coded_file(tmp
     assert (tmp_path / "t.gec").stat().st_size <= 20
     with Image.open(GOLDEN / "v2-q60.gec") as image:
         assert image.format == "GEC" and image.info["gec_header"].quality == 60
+
+
+def test_a_grayscale_file_opens_as_grayscale(tmp_path):
+    import gecodec.pil  # noqa: F401
+
+    face_like().convert("L").save(tmp_path / "g.gec", model="tiny-entropy-test")
+    with Image.open(tmp_path / "g.gec") as image:
+        assert image.mode == "L"
+        image.load()
+        assert image.getpixel((0, 0)) is not None
