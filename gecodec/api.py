@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import stat
 import sys
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from PIL import Image
@@ -15,13 +13,12 @@ from tqdm import tqdm
 from gecodec import container
 from gecodec.bundle import Bundle, find_by_id, load_model
 from gecodec.codec import Codec, resolve_device
-from gecodec.errors import GecError
+from gecodec.fileio import GecInput, read_gec
 from gecodec.imageio import ImageInput, open_image
 from gecodec.report import EncodeReport
 from gecodec.restoration import restore_images
 from gecodec.search import Progress, SearchOptions
 
-GecInput = Union[bytes, bytearray, memoryview, str, os.PathLike]
 
 _codecs: dict[tuple[str, str], Codec] = {}
 
@@ -33,30 +30,6 @@ def get_codec(bundle: Bundle, device: str | torch.device | None = None) -> Codec
     if key not in _codecs:
         _codecs[key] = Codec(bundle, resolved)
     return _codecs[key]
-
-
-def read_gec(source: GecInput) -> bytes:
-    """The bytes of a .gec file given as bytes or as a path."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source)
-    path = Path(source)
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below like any non-regular file.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise GecError(f"{path}: {'is a directory' if stat.S_ISDIR(mode) else 'not a regular file'}")
-            data = handle.read(container.MAX_FILE_SIZE + 1)  # whatever stat says: a device may report size 0
-        if len(data) > container.MAX_FILE_SIZE:
-            raise GecError(f"{path}: larger than any valid .gec file ({container.MAX_FILE_SIZE} bytes)")
-        return data
-    except FileNotFoundError:
-        raise GecError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise GecError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise GecError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def encode(

@@ -6,7 +6,6 @@ bundle from an untrusted source cannot run code. The bundle id is derived from a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -20,6 +19,9 @@ from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gecodec.catalog import (BUNDLE_SUFFIX, ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION,  # noqa: F401
+                             FORMAT_VERSIONS, SHIPPED_DIR, SOLVER_FORMAT_VERSION, available_bundles, digest,
+                             read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
@@ -29,13 +31,6 @@ from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.options import DEFAULT_MODEL
 from gecodec.search import SearchOptions
 
-FORMAT_NAME = "gecodec-bundle"
-# Version 2 adds a joint model's solver and decode schedule, version 3 an entropy model; a bundle is written with
-# the lowest version that holds what it has.
-FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION = "1", "2", "3"
-FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION)
-BUNDLE_SUFFIX = ".safetensors"
-SHIPPED_DIR = Path(__file__).parent / "weights"
 # EN's kinds: GE1 (a trained conv encoder) and GE0 (the BEGAN discriminator's encoder half).
 ENCODER_KINDS = {"ge1": (Encoder, EncoderConfig), "ge0": (BeganEncoder, DiscriminatorConfig)}
 
@@ -83,13 +78,9 @@ class Bundle:
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order (catalog.digest)."""
+    return digest((name, str(t.dtype), tuple(t.shape), t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+                  for name, t in tensors.items())
 
 
 def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -150,22 +141,6 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
 
 def _submodule(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(prefix + ".")}
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The bundle's metadata map, read without loading any tensor."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise BundleError(f"{path}: not a readable model bundle ({exc})") from None
-    if metadata.get("format") != FORMAT_NAME:
-        raise BundleError(f"{path}: not a gecodec model bundle")
-    if metadata.get("format_version") not in FORMAT_VERSIONS:
-        raise BundleError(f"{path}: unsupported bundle version {metadata.get('format_version')!r}")
-    return metadata
 
 
 # Caps on a bundle's config, checked before any network is built (formats/bundle.md), so a small file cannot ask
@@ -280,28 +255,6 @@ def load_bundle(path: str | Path) -> Bundle:
     if not bool((bundle.calibration_hi > bundle.calibration_lo).all()):
         raise BundleError(f"{path}: quantizer calibration does not match the encoder's m = {bundle.m}")
     return bundle
-
-
-def user_model_dir() -> Path:
-    """Where users put their own bundles: $GECODEC_MODEL_DIR, else $XDG_DATA_HOME/gecodec/models."""
-    if os.environ.get("GECODEC_MODEL_DIR"):
-        return Path(os.environ["GECODEC_MODEL_DIR"])
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return data_home / "gecodec" / "models"
-
-
-def available_bundles() -> list[Path]:
-    """Shipped bundles first, then those in the user model directory. Anything there that is not a regular
-    file (a FIFO, a device, a broken link or a symlink loop) is skipped with a warning: opening it could hang."""
-    found: list[Path] = []
-    for folder in (SHIPPED_DIR, user_model_dir()):
-        if folder.is_dir():
-            for path in sorted(folder.glob(f"*{BUNDLE_SUFFIX}")):
-                if path.is_file():
-                    found.append(path)
-                else:
-                    warnings.warn(f"{path}: not a regular file (or a broken link), skipped", stacklevel=2)
-    return found
 
 
 @lru_cache(maxsize=8)

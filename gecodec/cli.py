@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from gecodec import __version__, container
 from gecodec.errors import GecError, OutputError
-from gecodec.fileio import check_output, check_writable, image_format, save_image_atomic, write_bytes_atomic
+from gecodec.catalog import describe_model
+from gecodec.fileio import check_output, check_writable, image_format, read_gec, save_image_atomic, write_bytes_atomic
 from gecodec.options import (BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODEL, MAX_BITS, METHODS, MIN_BITS, NOISE_SIGMA,
                              SUPERRES_FACTOR, TASKS, SearchOptions)
 
@@ -265,7 +266,7 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
     jobs: dict[Codec, list[tuple[Path, Path, ParsedFile]]] = defaultdict(list)
     for source, target in pairs:
         try:
-            data = api.read_gec(source)
+            data = read_gec(source)
             header, _ = container.read(data)
             codec = api.get_codec(find_by_id(header.model_id), device)
             jobs[codec].append((source, target, codec.parse(data)))
@@ -317,18 +318,11 @@ def decode_one(codec: Codec, parsed: ParsedFile, overrides: dict[str, Any], fail
 
 
 def describe(path: Path) -> dict[str, Any]:
-    """Header and byte layout of one file, plus the model it needs, without running any network."""
-    from gecodec import api
-    from gecodec.bundle import find_by_id
-
-    data = api.read_gec(path)
+    """Header and byte layout of one file, plus the model it needs, from the bundles' metadata (no torch)."""
+    data = read_gec(path)
     header, payload = container.read(data)
     parts = container.layout(data)
-    try:
-        bundle = find_by_id(header.model_id)
-        model_name, side, model_m = bundle.name, bundle.image_size, bundle.m
-    except GecError:
-        model_name, side, model_m = None, None, None
+    model_name, side, model_m = describe_model(header.model_id) or (None, None, None)
     count = header.count or model_m or (None if header.bits is None else (len(payload) * 8) // header.bits)
     width, height = header.original_size or (side, side)
     info: dict[str, Any] = {

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import Union
 
 from PIL import Image
 
-from gecodec.errors import OutputError
+from gecodec import container
+from gecodec.errors import GecError, OutputError
+
+GecInput = Union[bytes, bytearray, memoryview, str, os.PathLike]
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
                  ".tiff": "TIFF"}
@@ -79,3 +84,27 @@ def save_image_atomic(image: Image.Image, path: Path, force: bool = False) -> No
     options = {"compress_level": 1} if image_format(path) == "PNG" and image.width * image.height > FAST_PNG_PIXELS else {}
     image.save(buffer, format=image_format(path), **options)
     write_bytes_atomic(path, buffer.getvalue(), force)
+
+
+def read_gec(source: GecInput) -> bytes:
+    """The bytes of a .gec file given as bytes or as a path."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    path = Path(source)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below like any non-regular file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise GecError(f"{path}: {'is a directory' if stat.S_ISDIR(mode) else 'not a regular file'}")
+            data = handle.read(container.MAX_FILE_SIZE + 1)  # whatever stat says: a device may report size 0
+        if len(data) > container.MAX_FILE_SIZE:
+            raise GecError(f"{path}: larger than any valid .gec file ({container.MAX_FILE_SIZE} bytes)")
+        return data
+    except FileNotFoundError:
+        raise GecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise GecError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise GecError(f"{path}: cannot read ({exc.strerror})") from None

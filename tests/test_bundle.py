@@ -179,3 +179,15 @@ def test_fifos_and_symlink_loops_in_the_model_folder_are_skipped_not_opened(mode
         assert result.exit_code == 0 and "tiny-test" in result.output
     finally:
         os.unlink(fifo), os.unlink(loop)
+
+
+def test_the_torch_free_catalog_computes_the_same_ids_as_loading():
+    from conftest import ENTROPY_BUNDLE, GOLDEN
+
+    from gecodec.catalog import describe_model, stored_digest
+
+    for path in [*GOLDEN.glob("*.safetensors"), *available_bundles()]:
+        assert stored_digest(path) == load_bundle(path).sha256
+    bundle = load_bundle(ENTROPY_BUNDLE)
+    assert describe_model(bundle.model_id) == ("tiny-entropy-test", 16, 16)
+    assert describe_model(0xFEEDF00D) is None
