@@ -18,6 +18,7 @@ from gecodec.bundle import Bundle, available_bundles, load_bundle, load_model, t
 from gecodec.codec import Codec as GecCodec
 from gecodec.errors import GecError
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
+from gecodec.train.evaluate import CURVE_QUALITIES
 
 Setting = dict[str, Any]
 
@@ -108,9 +109,8 @@ def pixel_values(bundle: Bundle) -> int:
     return 3 * bundle.image_size**2
 
 
-# The rates swept for a model with an entropy model, besides its fixed-length bits: --quality from 0 to 100,
-# and --target-bytes at the sizes the codec's targets name.
-QUALITIES = tuple(range(0, 101, 10))
+# The rates swept for a model with an entropy model, besides its fixed-length bits: --quality from 0 to 100 (as the
+# model card's curve), and --target-bytes at the sizes the codec's targets name.
 TARGET_BYTES = (60, 100)
 
 
@@ -123,7 +123,7 @@ class GeCodec(GenerativeCodec):
         for name, b in self.bundles.items():
             settings += [{"model": name, "m": b.m, "bits": bits} for bits in self.bits]
             if b.entropy is not None:
-                settings += [{"model": name, "m": b.m, "quality": q} for q in QUALITIES]
+                settings += [{"model": name, "m": b.m, "quality": q} for q in CURVE_QUALITIES]
                 settings += [{"model": name, "m": b.m, "target_bytes": n} for n in TARGET_BYTES]
         return settings
 

@@ -19,9 +19,8 @@ from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gecodec.catalog import (BUNDLE_SUFFIX, ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION,  # noqa: F401
-                             FORMAT_VERSIONS, SHIPPED_DIR, SOLVER_FORMAT_VERSION, available_bundles, digest,
-                             read_metadata, user_model_dir)
+from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, SHIPPED_DIR,
+                             SOLVER_FORMAT_VERSION, available_bundles, digest, read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError

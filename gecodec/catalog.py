@@ -8,6 +8,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,13 @@ def digest(entries: Iterable[tuple[str, str, tuple[int, ...], bytes]]) -> str:
 
 
 def stored_digest(path: Path) -> str:
-    """The digest of a bundle file's tensors, read one at a time with numpy."""
+    """The digest of a bundle file's tensors, read one at a time with numpy (once per file version)."""
+    path = Path(path).resolve()
+    return _stored_digest(path, path.stat().st_mtime)
+
+
+@lru_cache(maxsize=64)
+def _stored_digest(path: Path, mtime: float) -> str:
     from safetensors import safe_open
 
     def entries() -> Iterable[tuple[str, str, tuple[int, ...], bytes]]:

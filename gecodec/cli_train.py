@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from gecodec.bundle import BUNDLE_SUFFIX, load_model
+from gecodec.bundle import load_model
+from gecodec.catalog import BUNDLE_SUFFIX
 from gecodec.codec import resolve_device
 from gecodec.errors import OptionError
 from gecodec.fileio import check_output, write_bytes_atomic

@@ -142,7 +142,7 @@ def bin_probabilities(normalized: np.ndarray | None, density: str, step: float, 
     """P(k) for k = -radius .. radius of a normalized value quantized with ``step``; the end bins take the tails.
 
     gaussian and laplace are unit-variance densities; empirical is the histogram of ``normalized`` (pooled,
-    mean-removed, spread-divided training measurements)."""
+    mean-removed, spread-divided training measurements, sorted)."""
     edges = (np.arange(-radius, radius) + 0.5) * step  # the 2 radius inner edges
     if density == "gaussian":
         cdf = np.array([0.5 * math.erfc(-e / math.sqrt(2)) for e in edges])
@@ -150,7 +150,7 @@ def bin_probabilities(normalized: np.ndarray | None, density: str, step: float, 
         b = 1 / math.sqrt(2)
         cdf = np.where(edges < 0, 0.5 * np.exp(edges / b), 1 - 0.5 * np.exp(-edges / b))
     elif density == "empirical":
-        cdf = np.searchsorted(np.sort(normalized), edges, side="right") / normalized.size
+        cdf = np.searchsorted(normalized, edges, side="right") / normalized.size
     else:
         raise OptionError(f"unknown density {density!r} (use {', '.join(DENSITIES)})")
     return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
@@ -172,7 +172,7 @@ def fit_entropy_model(measurements: torch.Tensor, density: str = "gaussian") -> 
     """An entropy model for (N, m) measurements of training images under one density family."""
     values = measurements.detach().double().cpu()
     mean, scale = values.mean(0), values.std(0).clamp_min(1e-6)
-    normalized = ((values - mean) / scale).numpy().ravel()
+    normalized = np.sort(((values - mean) / scale).numpy().ravel())
     steps = quality_steps()
     radii = [math.ceil(CLIP / float(step)) for step in steps]
     tables = [integer_table(bin_probabilities(normalized, density, float(step), radius))
