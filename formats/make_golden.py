@@ -9,7 +9,8 @@ never regenerated unless the format version changes (then add new files and keep
 Sets: the tiny GE1 bundle's files (expected.json), a tiny joint bundle's file (expected-joint.json), a
 file made with the shipped default model of 2026-11, celeba64-default id 93851b1c (expected-default-v2.json),
 version-2 (entropy-coded) files of a tiny bundle with an entropy model (expected-entropy.json), and files
-made with the joint default of 2026-11-28 (expected-default-v3.json: its default quality and 8 bits).
+made with the joint default of 2026-11-28 (expected-default-v3.json: its default quality and 8 bits), and
+files with a face's crop in a photo, version 2 and version 1 (expected-crop.json).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from gecodec import container
 from gecodec.bundle import Bundle, load_bundle, load_model, save_bundle
-from gecodec.codec import Codec
+from gecodec.codec import Codec, Source
 from gecodec.entropy import fit_entropy_model
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
 from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator, GeneratorConfig
@@ -36,10 +37,10 @@ TINY_BUNDLE = HERE / "tiny-test.safetensors"
 TINY_JOINT_BUNDLE = HERE / "tiny-joint-test.safetensors"
 TINY_ENTROPY_BUNDLE = HERE / "tiny-entropy-test.safetensors"
 
-# (file name, encode options, original size, decoder hints)
+# (file name, encode options, the source picture's record)
 CASES = [
     ("ge-8bit.gec", {"bits": 8, "mode": "ge", "seed": 0}, None),
-    ("ge-4bit-nonsquare.gec", {"bits": 4, "mode": "ge", "seed": 7}, (40, 24)),
+    ("ge-4bit-nonsquare.gec", {"bits": 4, "mode": "ge", "seed": 7}, Source((40, 24))),
     ("cs-6bit.gec", {"bits": 6, "mode": "cs", "seed": 3, "count": 32}, None),
 ]
 HINTS = {"iters": 30, "restarts": 2}
@@ -107,6 +108,8 @@ def header_fields(header: container.Header) -> dict:
               "hints": header.hints}
     if header.quality is not None:
         fields["quality"] = header.quality
+    if header.crop is not None:
+        fields["crop"] = header.crop
     return fields
 
 
@@ -121,9 +124,9 @@ def write_set(expected_name: str, bundle: Bundle, bundle_file: str | None, cases
     """Encode each case's picture, write the .gec file, its decoded pixels, and what a reader must find in it."""
     codec = Codec(bundle, "cpu")
     expected = {"bundle": bundle_file or bundle.name, "bundle_sha256": bundle.sha256, "files": {}}
-    for index, (name, options, original_size) in enumerate(cases):
+    for index, (name, options, source) in enumerate(cases):
         x = test_image(index, bundle.image_size).unsqueeze(0)
-        data = codec.encode_batch(x, original_sizes=[original_size], hints=hints, **options)[0]
+        data = codec.encode_batch(x, sources=[source or Source()], hints=hints, **options)[0]
         (HERE / name).write_bytes(data)
         header, payload = container.read(data)
         decoded = codec.decode_batch([data])[0]
@@ -154,7 +157,12 @@ def main() -> None:
         save_bundle(make_tiny_entropy_bundle(), TINY_ENTROPY_BUNDLE)
         write_set("expected-entropy.json", load_bundle(TINY_ENTROPY_BUNDLE), TINY_ENTROPY_BUNDLE.name, [
             ("v2-q60.gec", {"quality": 60}, None),
-            ("v2-q5-nonsquare.gec", {"quality": 5, "seed": 9}, (40, 24)),
+            ("v2-q5-nonsquare.gec", {"quality": 5, "seed": 9}, Source((40, 24))),
+        ], {})
+    if args.force or not (HERE / "expected-crop.json").exists():
+        write_set("expected-crop.json", load_bundle(TINY_ENTROPY_BUNDLE), TINY_ENTROPY_BUNDLE.name, [
+            ("v2-crop.gec", {"quality": 30}, Source((640, 480), (300, 200, 150, -123))),
+            ("v1-crop-gray.gec", {"bits": 5}, Source((640, 480), (320, 241, 480, 0), grayscale=True)),
         ], {})
     if args.force or not (HERE / "expected-default-v3.json").exists():
         bundle = load_model()  # the joint default that replaced 93851b1c

@@ -43,24 +43,34 @@ def encode(
     quality: int | None = None,
     target_bytes: int | None = None,
     report: bool = False,
+    align: str = "auto",
+    position: bool = True,
 ) -> bytes | tuple[bytes, EncodeReport]:
     """Compress an image (path or PIL image) to .gec bytes with a model (default: the shipped one).
 
     Rate, at most one of: quality (0..100, entropy-coded), target_bytes (the largest quality that fits), bits
     (fixed-length values). Default: the model's default quality, or 8 bits where it has no entropy model.
     report: also decode the file and return (bytes, EncodeReport): its size, the PSNR it decodes to against
-    the input at the model's size, and the model's validation figure for such files.
+    the face crop it was made from, and the model's validation figure for such files.
+    align: "auto" finds the largest face and frames it as the model's training faces are framed (with the
+    align extra; otherwise, or with no face, the centre crop and a warning), "none" takes the centre crop,
+    "require" raises ImageError when there is no face. An image at the model's size is used as it is.
+    position: store where the face lies in the image (about 20 bytes), for decode(..., paste_into=image).
     """
     bundle = model if isinstance(model, Bundle) else load_model(model)
     data, checked = get_codec(bundle, device).encode_image_checked(
-        image, report, bits=bits, mode=mode, seed=seed, count=count, quality=quality, target_bytes=target_bytes)
+        image, report, align, position, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
+        target_bytes=target_bytes)
     return (data, checked) if report else data
 
 
 def decode(data: GecInput, device: str | torch.device | None = None, progress: bool | Progress = False,
-           **search_options: Any) -> Image.Image:
-    """Decompress .gec bytes (or a .gec path) to an RGB image; the model is found from the file's model id.
+           size: int | None = None, paste_into: ImageInput | None = None, **search_options: Any) -> Image.Image:
+    """Decompress .gec bytes (or a .gec path) to the face crop it holds; the model is found from the file's id.
 
+    The crop is RGB (L for a grayscale source) at the model's size, or size x size. paste_into: the image the
+    file was made from (a path or PIL image of the same size); the result is a copy of it with the decoded
+    face put back where it was found.
     progress: True for a progress bar of the search on stderr, or a callable given the number of steps done
     after each step (codec.search_steps(codec.parse(data)) is the total). search_options: iters, restarts,
     lam, lr (defaults: the model's schedule, then the file's hints).
@@ -68,13 +78,14 @@ def decode(data: GecInput, device: str | torch.device | None = None, progress: b
     raw = read_gec(data)
     header, _ = container.read(raw)
     codec = get_codec(find_by_id(header.model_id), device)
+    framing = {"size": size, "paste_into": paste_into}
     if not progress:
-        return codec.decode_image(raw, **search_options)
+        return codec.decode_image(raw, **framing, **search_options)
     if callable(progress):
-        return codec.decode_image(raw, progress, **search_options)
+        return codec.decode_image(raw, progress, **framing, **search_options)
     with tqdm(total=codec.search_steps(codec.parse(raw), **search_options), unit="iter", desc="decode",
               file=sys.stderr) as bar:
-        return codec.decode_image(raw, bar.update, **search_options)
+        return codec.decode_image(raw, bar.update, **framing, **search_options)
 
 
 def restore(

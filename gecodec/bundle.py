@@ -19,6 +19,7 @@ from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gecodec.align import CropGeometry
 from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, SHIPPED_DIR,
                              SOLVER_FORMAT_VERSION, available_bundles, digest, read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS
@@ -48,6 +49,7 @@ class Bundle:
     solver: LatentSolver | None = None  # a joint model's learned start and steps
     decode: SearchOptions = field(default_factory=SearchOptions)  # the decoder's default schedule
     entropy: EntropyModel | None = None  # the probability tables of entropy-coded (version 2) files
+    crop: CropGeometry | None = None  # where the training crops have their eyes: how the encoder frames a photo
     sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
     path: Path | None = None
 
@@ -118,6 +120,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["decode"] = vars(bundle.decode).copy()
     if bundle.entropy is not None:
         config["entropy"] = {"qualities": QUALITIES, "default_quality": bundle.entropy.default_quality}
+    if bundle.crop is not None:
+        config["crop"] = bundle.crop.to_dict()
     metadata = {
         "format": FORMAT_NAME,
         "format_version": format_version(bundle),
@@ -246,6 +250,8 @@ def load_bundle(path: str | Path) -> Bundle:
             decode=decode,
             entropy=EntropyModel.from_tensors(tensors, config["entropy"]["default_quality"])
             if "entropy" in config else None,
+            crop=CropGeometry.from_dict(config["crop"], modules["generator"].config.image_size)
+            if "crop" in config else None,
             sha256=tensors_digest(tensors),
             path=path,
         )

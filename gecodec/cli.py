@@ -23,8 +23,8 @@ from gecodec import __version__, container
 from gecodec.errors import GecError, OutputError
 from gecodec.catalog import describe_model
 from gecodec.fileio import check_output, check_writable, image_format, read_gec, save_image_atomic, write_bytes_atomic
-from gecodec.options import (BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODEL, MAX_BITS, METHODS, MIN_BITS, NOISE_SIGMA,
-                             SUPERRES_FACTOR, TASKS, SearchOptions)
+from gecodec.options import (ALIGN_MODES, BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODEL, MAX_BITS, MAX_OUTPUT_SIDE, METHODS,
+                             MIN_BITS, MIN_OUTPUT_SIDE, NOISE_SIGMA, SUPERRES_FACTOR, TASKS, SearchOptions)
 
 # Modules that load torch are imported inside the commands that need them, so that `gec --help` starts quickly.
 if TYPE_CHECKING:
@@ -201,6 +201,11 @@ def search_options_group(command: Callable) -> Callable:
               help="Decoder seed stored in the file (restart points, and A in cs mode).")
 @click.option("--count", type=click.IntRange(1, 4096), default=None,
               help="cs mode: number of measurements. Default: the model's m.")
+@click.option("--align", type=click.Choice(ALIGN_MODES), default="auto", show_default=True,
+              help="auto: find the largest face and frame it as the model's training faces are framed (the centre "
+                   "crop, with a warning, when there is none); none: the centre crop; require: no face is an error.")
+@click.option("--position/--no-position", default=True, show_default=True,
+              help="Store where the face lies in the photo (about 20 bytes), for gec decode --paste-into.")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Decode each file and report its PSNR against the input, with a warning when it is far below "
                    "the model's validation figure.")
@@ -209,8 +214,8 @@ def search_options_group(command: Callable) -> Callable:
 @force_option
 @quiet_option
 def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, quality: int | None,
-           target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, check: bool,
-           as_json: bool, device: str | None, force: bool, quiet: bool) -> None:
+           target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, align: str,
+           position: bool, check: bool, as_json: bool, device: str | None, force: bool, quiet: bool) -> None:
     """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
     from gecodec import api
     from gecodec.bundle import load_model
@@ -225,7 +230,8 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, qua
         rate = codec.rate_settings(bits, quality, target_bytes, mode)  # a bad combination fails before any work
         for source, target in tqdm(pairs, unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None):
             try:
-                data, report = codec.encode_image_checked(source, check, mode=mode, seed=seed, count=count, **rate)
+                data, report = codec.encode_image_checked(source, check, align, position, mode=mode, seed=seed,
+                                                          count=count, **rate)
                 write_bytes_atomic(target, data, force)
             except GecError as exc:
                 failures.add(source, exc)
@@ -246,17 +252,26 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, qua
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option
 @format_option
+@click.option("--size", type=click.IntRange(MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE), default=None,
+              help="Side of the decoded face crop in pixels. Default: the model's size.")
+@click.option("--paste-into", type=click.Path(path_type=Path), default=None,
+              help="The photo the file was made from: write a copy of it with the decoded face put back.")
 @search_options_group
 @device_option
 @force_option
 @quiet_option
-def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters: int | None, restarts: int | None,
-           lam: float | None, lr: float | None, batch_size: int, device: str | None, force: bool, quiet: bool) -> None:
-    """Decode .gec files (or folders of them) to images."""
+def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, size: int | None, paste_into: Path | None,
+           iters: int | None, restarts: int | None, lam: float | None, lr: float | None, batch_size: int,
+           device: str | None, force: bool, quiet: bool) -> None:
+    """Decode .gec files (or folders of them) to face crops, or paste one back into its photo."""
     from gecodec import api
+    from gecodec.align import frame_decoded
     from gecodec.bundle import find_by_id
-    from gecodec.imageio import tensor_to_image
+    from gecodec.imageio import open_image, tensor_to_image
 
+    if paste_into is not None and (len(inputs) != 1 or inputs[0].is_dir() or size is not None):
+        raise click.UsageError("--paste-into takes one .gec file, and no --size")
+    photo = open_image(paste_into) if paste_into is not None else None
     overrides = {"iters": iters, "restarts": restarts, "lam": lam, "lr": lr}
     failures = Failures()
     files = [path for path in expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
@@ -285,8 +300,8 @@ def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, iters:
                     if x is None:
                         continue
                     try:
-                        image = tensor_to_image(x, parsed.header.original_size, parsed.header.grayscale)
-                        save_image_atomic(image, target, force)
+                        face = tensor_to_image(x, grayscale=parsed.header.grayscale)
+                        save_image_atomic(frame_decoded(face, parsed.header, size, photo), target, force)
                     except GecError as exc:
                         failures.add(source, exc)
     failures.finish(total_files)
@@ -324,18 +339,23 @@ def describe(path: Path) -> dict[str, Any]:
     parts = container.layout(data)
     model_name, side, model_m = describe_model(header.model_id) or (None, None, None)
     count = header.count or model_m or (None if header.bits is None else (len(payload) * 8) // header.bits)
-    width, height = header.original_size or (side, side)
     info: dict[str, Any] = {
         "file": str(path), "bytes": parts.total, "version": header.version, "model_id": header.model_hex,
         "model": model_name, "mode": header.mode, "values": count, "bits": header.bits, "quality": header.quality,
         "bits_per_value": round(parts.payload * 8 / count, 3) if count else None, "seed": header.seed,
         "original_size": list(header.original_size) if header.original_size else None,
+        "crop": list(header.crop) if header.crop else None,
         "value_range": list(header.value_range) if header.value_range else None, "hints": header.hints,
         "layout": {"fixed": parts.fixed, "fixed_parts": parts.fixed_parts, "header": parts.header, "payload": parts.payload,
                    "payload_encoding": parts.payload_encoding},
-        "bpp": round(parts.total * 8 / (width * height), 4) if width else None,
+        "bpp": round(parts.total * 8 / (side * side), 4) if side else None,  # of the face crop the file holds
     }
     return info
+
+
+def describe_crop(crop: list[int]) -> str:
+    cx, cy, side, tenths = crop
+    return f"centre ({cx}, {cy}), side {side} px" + (f", turned {tenths / 10:g} degrees" if tenths else "")
 
 
 @main.command()
@@ -355,7 +375,7 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
         for item in results:
             layout = item["layout"]
             model = f"{item['model_id']} ({item['model'] or 'not installed'})"
-            size = "x".join(map(str, item["original_size"])) if item["original_size"] else "model size"
+            source = "x".join(map(str, item["original_size"])) if item["original_size"] else "model size"
             click.echo(f"{item['file']}: {item['bytes']} bytes" + (f", {item['bpp']} bpp" if item["bpp"] else ""))
             click.echo(f"  model     {model}")
             if item["quality"] is None:
@@ -364,7 +384,7 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 values = f"{item['values']} values, {item['bits_per_value']} bits each" if item["values"] else "values"
                 click.echo(f"  mode      {item['mode']}, {values} (entropy-coded)")
                 click.echo(f"  quality   {item['quality']}")
-            click.echo(f"  image     {size}")
+            click.echo(f"  source    {source}" + (f", face at {describe_crop(item['crop'])}" if item["crop"] else ""))
             click.echo(f"  seed      {item['seed']}")
             if item["value_range"]:
                 click.echo(f"  range     {item['value_range'][0]:.6g} .. {item['value_range'][1]:.6g}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -18,7 +19,8 @@ from gecodec.bundle import Bundle, load_model
 from gecodec.container import Header
 from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, OptionError
-from gecodec.imageio import ImageInput, image_to_tensor, open_image, tensor_to_image
+from gecodec.align import Placement, frame_decoded, frame_face
+from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image
 from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
 from gecodec.options import DEFAULT_BITS
@@ -52,6 +54,24 @@ def search_options(header: Header | None = None, base: SearchOptions = SearchOpt
     chosen = dict(header.hints) if header is not None else {}
     chosen.update({k: v for k, v in overrides.items() if v is not None})
     return replace(base, **chosen)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a file records about the picture it was made from: its size (width, height), the crop of it
+    (container.Header.crop) when that is not its centre square, and whether it was grayscale."""
+
+    size: tuple[int, int] | None = None
+    crop: tuple[int, int, int, int] | None = None
+    grayscale: bool = False
+
+    def header_fields(self, model_size: int) -> dict[str, Any]:
+        """Header fields: a crop only where it is not the centre square, a size only where either needs it."""
+        crop = self.crop if self.crop is not None and self.size is not None else None
+        if crop is not None and crop == Placement.centre_square(*self.size).stored():
+            crop = None
+        keep_size = self.size is not None and (crop is not None or tuple(self.size) != (model_size, model_size))
+        return {"original_size": tuple(self.size) if keep_size else None, "crop": crop, "grayscale": self.grayscale}
 
 
 @dataclass(frozen=True)
@@ -128,28 +148,26 @@ class Codec:
         mode: str = "ge",
         seed: int = 0,
         count: int | None = None,
-        original_sizes: Sequence[tuple[int, int] | None] | None = None,
+        sources: Sequence[Source] | None = None,
         hints: dict[str, Any] | None = None,
         quality: int | None = None,
         target_bytes: int | None = None,
-        grayscale: Sequence[bool] | None = None,
     ) -> list[bytes]:
         """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each.
 
         Rate: ``quality`` (0..100) or ``target_bytes`` (the largest quality whose file fits) give entropy-coded
         version-2 files; ``bits`` gives version-1 files of fixed-length values. At most one; the default is the
         model's default quality, or 8 bits for a model without an entropy model (and in cs mode).
-        original_sizes and grayscale describe each source picture: the decoder gives back its size and greyness.
+        sources describe each image's picture: its size, where the face lies in it, and its greyness.
         """
         rate = self.rate_settings(bits, quality, target_bytes, mode)
         size = self.image_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
             raise OptionError(f"expected images of shape (B, 3, {size}, {size}), got {tuple(images.shape)}")
-        sizes = list(original_sizes) if original_sizes is not None else [None] * len(images)
-        grays = list(grayscale) if grayscale is not None else [False] * len(images)
+        framing = [source.header_fields(size) for source in (sources or [Source()] * len(images))]
         images = images.to(self.device, torch.float32)
         if rate["bits"] is None:
-            return self._encode_entropy(images, sizes, grays, seed, hints, rate["quality"], rate["target_bytes"])
+            return self._encode_entropy(images, framing, seed, hints, rate["quality"], rate["target_bytes"])
         bits = rate["bits"]
         with torch.no_grad():
             if mode == "ge":
@@ -170,26 +188,24 @@ class Codec:
             else:
                 raise OptionError(f"unknown mode {mode!r} (use ge or cs)")
         files = []
-        for row, value_range, original, gray in zip(ints, ranges, sizes, grays):
+        for row, value_range, fields_of_source in zip(ints, ranges, framing):
             header = Header(
                 model_id=self.bundle.model_id, bits=bits, seed=seed, mode=mode,
-                original_size=None if original in (None, (size, size)) else tuple(original),
                 count=count if mode == "cs" else None, value_range=value_range, hints=dict(hints or {}),
-                grayscale=gray,
+                **fields_of_source,
             )
             files.append(container.write(header, pack_bits(row, bits)))
         return files
 
-    def _encode_entropy(self, images: torch.Tensor, sizes: list[tuple[int, int] | None], grays: list[bool], seed: int,
+    def _encode_entropy(self, images: torch.Tensor, framing: list[dict[str, Any]], seed: int,
                         hints: dict[str, Any] | None, quality: int | None, target_bytes: int | None) -> list[bytes]:
         """Version-2 files: each image at ``quality``, or at the largest quality whose file fits ``target_bytes``."""
         with torch.no_grad():
             values = self.encoder(images).cpu()
         files = []
-        for row, original, gray in zip(values, sizes, grays):
+        for row, fields_of_source in zip(values, framing):
             header = Header(model_id=self.bundle.model_id, quality=0, seed=seed, hints=dict(hints or {}),
-                            original_size=None if original in (None, (self.image_size,) * 2) else tuple(original),
-                            grayscale=gray)
+                            **fields_of_source)
             file_at = partial(self._entropy_file, row, header)
             files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
         return files
@@ -200,24 +216,34 @@ class Codec:
         return container.write(replace(header, quality=quality), payload)
 
     def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
-                     count: int | None = None, quality: int | None = None, target_bytes: int | None = None) -> bytes:
-        """Encode one image (a path or a PIL image): centre crop, resize, measure, quantize, code."""
+                     count: int | None = None, quality: int | None = None, target_bytes: int | None = None,
+                     align: str = "auto", position: bool = True) -> bytes:
+        """Encode one image (a path or a PIL image): frame the face, measure, quantize, code."""
         return self.encode_image_checked(image, False, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
-                                         target_bytes=target_bytes)[0]
+                                         target_bytes=target_bytes, align=align, position=position)[0]
 
-    def encode_image_checked(self, image: ImageInput, check: bool = True, **options: Any
-                             ) -> tuple[bytes, EncodeReport | None]:
-        """encode_image, and with ``check`` the file decoded and compared with the input at the model's size."""
+    def encode_image_checked(self, image: ImageInput, check: bool = True, align: str = "auto", position: bool = True,
+                             **options: Any) -> tuple[bytes, EncodeReport | None]:
+        """encode_image, and with ``check`` the file decoded and compared with the face crop it was made from.
+
+        align: auto (the largest face, framed like the training faces; the centre crop when there is none, with
+        a warning), none (the centre crop) or require (no face is an ImageError). position: store where the face
+        lies in the photo (about 20 bytes), so that decoding can paste it back.
+        """
         picture = open_image(image)
-        x = image_to_tensor(picture, self.image_size).unsqueeze(0)
-        data = self.encode_batch(x, original_sizes=[picture.size], grayscale=[picture.info.get("grayscale", False)],
-                                 **options)[0]
+        framed = frame_face(picture, self.bundle.crop, self.image_size, align)
+        if framed.note is not None:  # the missing extra once per run; a photo without a face each time
+            warnings.warn(framed.note if "pip install" in framed.note else f"{picture.info['source']}: {framed.note}")
+        source = Source(picture.size if position else None, framed.placement.stored() if position else None,
+                        picture.info.get("grayscale", False))
+        x = pixels_to_tensor(np.asarray(framed.face)).unsqueeze(0)
+        data = self.encode_batch(x, sources=[source], **options)[0]
         if not check:
             return data, None
         parsed = self.parse(data)
         decoded = self.decode_parsed([parsed], 1)
         psnr = round(float(psnr_8bit(decoded, x)[0]), 2)
-        return data, EncodeReport(len(data), psnr, expected_psnr(self.bundle, parsed.header))
+        return data, EncodeReport(len(data), psnr, expected_psnr(self.bundle, parsed.header), framed.how)
 
     # -- decoding ---------------------------------------------------------------------------------
 
@@ -294,11 +320,14 @@ class Codec:
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)
         return out
 
-    def decode_image(self, data: bytes, progress: Progress | None = None, **overrides: Any) -> Image.Image:
-        """Decode one .gec file to an RGB image of the original size."""
+    def decode_image(self, data: bytes, progress: Progress | None = None, size: int | None = None,
+                     paste_into: ImageInput | None = None, **overrides: Any) -> Image.Image:
+        """Decode one .gec file to its face crop (RGB, or L for a grayscale source) at the model's size, or
+        size x size, or pasted into a copy of the photo the file was made from."""
         parsed = self.parse(data)
+        photo = open_image(paste_into) if paste_into is not None else None
         x = self.decode_parsed([parsed], 1, progress, **overrides)[0]
-        return tensor_to_image(x, parsed.header.original_size, parsed.header.grayscale)
+        return frame_decoded(tensor_to_image(x, grayscale=parsed.header.grayscale), parsed.header, size, photo)
 
 
 def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int) -> bytes:

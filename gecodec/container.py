@@ -35,12 +35,13 @@ MODES = ("ge", "cs")
 PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
-KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY = 1, 2, 3, 4, 5, 6, 7
-V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY)  # version 2 codes ge mode only; its seed lives in the extras
+KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP = 1, 2, 3, 4, 5, 6, 7, 8
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP)  # version 2 codes ge mode only; its seed lives in the extras
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
 MAX_SIDE, MAX_PIXELS = 1 << 15, 64 * 1024 * 1024  # a file's original size; the encoder refuses larger images
+MAX_CROP_SIDE, MAX_CROP_TENTHS = 2 * MAX_SIDE, 1800  # a crop may reach past the photo; its angle is -180..180 degrees
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Header:
     hints: dict[str, Any] = field(default_factory=dict)  # decoder settings suggested by the encoder
     quality: int | None = None  # version 2: the quality factor (0..100) that chose the entropy coder's step
     grayscale: bool = False  # the input was grayscale, so the decoder returns a grayscale image
+    crop: tuple[int, int, int, int] | None = None  # the face's square in the photo, when not its centre square:
+    # (centre x, centre y, side) in the photo's pixels and the rotation in tenths of a degree
 
     @property
     def model_hex(self) -> str:
@@ -83,6 +86,8 @@ def _extras(header: Header) -> dict[int, Any]:
         extras[KEY_HINTS] = dict(header.hints)
     if header.grayscale:
         extras[KEY_GRAY] = True
+    if header.crop is not None:
+        extras[KEY_CROP] = list(header.crop)
     return extras
 
 
@@ -246,7 +251,7 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
     mode_index = extras.get(KEY_MODE, 0)
     if not isinstance(mode_index, int) or not 0 <= mode_index < len(MODES):
         raise FormatError(f"unknown mode {mode_index!r}")
-    size, value_range = extras.get(KEY_SIZE), extras.get(KEY_RANGE)
+    size, value_range, crop = extras.get(KEY_SIZE), extras.get(KEY_RANGE), extras.get(KEY_CROP)
     try:
         header = Header(
             mode=MODES[mode_index],
@@ -255,6 +260,7 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
             value_range=tuple(value_range) if isinstance(value_range, list) else value_range,
             hints=extras.get(KEY_HINTS, {}),
             grayscale=extras.get(KEY_GRAY, False),
+            crop=tuple(crop) if isinstance(crop, list) else crop,
             **fixed,
         )
         _validate(header)
@@ -300,6 +306,8 @@ def _validate(header: Header) -> None:
         and header.value_range[0] < header.value_range[1]
     ):
         raise ValueError(f"quantizer range {header.value_range!r} is not two increasing finite floats")
+    if header.crop is not None:
+        _validate_crop(header.crop, header.original_size)
     if not isinstance(header.grayscale, bool):
         raise ValueError(f"grayscale flag {header.grayscale!r} is not a boolean")
     if not isinstance(header.hints, dict):
@@ -311,3 +319,18 @@ def _validate(header: Header) -> None:
         low, high = HINT_LIMITS[key]
         if not low <= value <= high:  # NaN fails too
             raise ValueError(f"decoder hint {key!r} = {value!r} is outside [{low}, {high}]")
+
+
+def _validate_crop(crop: Any, original_size: tuple[int, int] | None) -> None:
+    if original_size is None:
+        raise ValueError("a crop needs the original size")
+    if not (isinstance(crop, tuple) and len(crop) == 4 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                 for v in crop)):
+        raise ValueError(f"crop {crop!r} is not four integers")
+    cx, cy, side, tenths = crop
+    if not (0 <= cx <= original_size[0] and 0 <= cy <= original_size[1]):
+        raise ValueError(f"crop centre ({cx}, {cy}) is outside the {original_size[0]}x{original_size[1]} image")
+    if not 1 <= side <= MAX_CROP_SIDE:
+        raise ValueError(f"crop side {side} is not from 1 to {MAX_CROP_SIDE}")
+    if not -MAX_CROP_TENTHS <= tenths <= MAX_CROP_TENTHS:
+        raise ValueError(f"crop angle {tenths} is not from {-MAX_CROP_TENTHS} to {MAX_CROP_TENTHS} tenths of a degree")

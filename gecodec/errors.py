@@ -35,3 +35,7 @@ class OptionError(GecError):
 
 class TrainingError(GecError):
     """Training cannot start or go on: an unusable checkpoint, a resume with another configuration, ..."""
+
+
+class MissingExtraError(GecError):
+    """An optional dependency is not installed; the message names the pip extra that brings it."""

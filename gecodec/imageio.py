@@ -54,6 +54,7 @@ def open_image(source: ImageInput) -> Image.Image:
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
         rgb.info["grayscale"] = image.mode in GRAY_MODES  # the codec stores it, so decoding gives grey back
+        rgb.info["source"] = name  # for messages about this image
         return rgb
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{name}: image data is corrupt ({exc})") from None
@@ -88,12 +89,15 @@ def center_square(image: Image.Image) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
+def centre_crop(image: Image.Image, size: int) -> Image.Image:
+    """The largest centred square, resized to size x size: how an image that is not aligned is framed."""
+    square = center_square(image)
+    return square if square.size == (size, size) else square.resize((size, size), Image.Resampling.LANCZOS)
+
+
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """Centre-crop to a square, resize to size x size, and scale to a (3, size, size) tensor in [-1, 1]."""
-    square = center_square(image)
-    if square.size != (size, size):
-        square = square.resize((size, size), Image.Resampling.LANCZOS)
-    return pixels_to_tensor(np.asarray(square))
+    return pixels_to_tensor(np.asarray(centre_crop(image, size)))
 
 
 def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:

@@ -11,6 +11,8 @@ DEFAULT_MODEL = "celeba64-default"
 MIN_BITS, MAX_BITS, DEFAULT_BITS = 2, 12, 8  # fixed-length (version-1) values
 TASKS = ("denoise", "deblur", "superres", "inpaint")  # restoration
 METHODS = ("ge", "csgm")
+MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 8, 4096  # gec decode --size: the decoded face crop's side
+ALIGN_MODES = ("auto", "none", "require")  # how the encoder frames a photo (gecodec.align)
 NOISE_SIGMA, BLUR_SIGMA, SUPERRES_FACTOR = 0.4, 1.5, 4  # the restoration tasks' defaults (the GE paper's)
 
 

@@ -22,6 +22,7 @@ class EncodeReport:
     bytes: int
     psnr: float  # of the decoded file against the encoder's input, at the model's size (8-bit RGB)
     expected_psnr: float | None  # the model's validation figure at this rate, when its card has one
+    framing: str = "as given"  # how the face crop was taken from the input: aligned, centre or as given
 
     @property
     def unusual(self) -> bool:
@@ -32,6 +33,7 @@ class EncodeReport:
 
     def describe(self) -> str:
         text = f"{self.bytes} bytes, decodes to {self.psnr:.2f} dB"
+        text += {"aligned": " (face aligned)", "centre": " (centre crop)"}.get(self.framing, "")
         if self.expected_psnr is not None:
             text += f" (validation faces: {self.expected_psnr:.2f} dB)"
         return text

@@ -108,10 +108,21 @@ def test_encode_refuses_images_of_the_wrong_shape(codec):
         codec.encode_batch(torch.zeros(1, 3, 32, 32))
 
 
-def test_non_square_image_comes_back_at_its_original_size(codec):
-    data = codec.encode_image(face_like(40, 24))
-    assert container.read(data)[0].original_size == (40, 24)
-    assert codec.decode_image(data, **FAST).size == (40, 24)
+def test_non_square_image_decodes_to_its_face_crop_and_remembers_its_size(codec):
+    with pytest.warns(UserWarning, match="no face geometry; using the centre crop"):  # the tiny model has none
+        data = codec.encode_image(face_like(40, 24))
+    header = container.read(data)[0]
+    assert header.original_size == (40, 24) and header.crop is None  # the centre square needs no crop field
+    assert codec.decode_image(data, **FAST).size == (16, 16)
+    assert codec.decode_image(data, size=48, **FAST).size == (48, 48)
+    assert codec.decode_image(data, paste_into=face_like(40, 24), **FAST).size == (40, 24)
+
+
+def test_position_can_be_left_out_of_the_file(codec):
+    photo = face_like(40, 24)
+    small = codec.encode_image(photo, align="none", position=False)
+    assert container.read(small)[0].original_size is None
+    assert len(small) < len(codec.encode_image(photo, align="none"))
 
 
 @pytest.mark.parametrize("bad", [{"seed": -1}, {"mode": "xx"}, {"bits": 1}, {"mode": "cs", "count": 10**6}])

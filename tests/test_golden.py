@@ -32,7 +32,7 @@ def set_bundle(set_name: str, file_name: str) -> Bundle:
 
 def test_every_golden_set_has_files_and_the_bundle_it_was_made_with():
     assert {"expected.json", "expected-joint.json", "expected-default-v2.json", "expected-entropy.json",
-            "expected-default-v3.json"} <= set(SETS)
+            "expected-default-v3.json", "expected-crop.json"} <= set(SETS)
     for set_name, spec in SETS.items():
         assert spec["files"]
         assert set_bundle(set_name, next(iter(spec["files"]))).sha256 == spec["bundle_sha256"]
@@ -51,6 +51,7 @@ def test_golden_file_header_and_values(set_name, name):
     assert header.value_range == (tuple(want["value_range"]) if want["value_range"] else None)
     assert header.hints == want["hints"]
     assert header.quality == want.get("quality")
+    assert header.crop == (tuple(want["crop"]) if "crop" in want else None)
     bundle = set_bundle(set_name, name)
     if header.quality is None:
         values = unpack_bits(payload, header.count or bundle.m, header.bits)
