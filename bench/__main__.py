@@ -23,6 +23,7 @@ import torch
 from bench import restoration
 from bench.codecs import BenchCodec, find_bundles, make_codecs, one_per_generator
 from bench.harness import Records, check_store, generator_floors, run_codec, setting_key
+from bench.identity import face_identity
 from bench.plots import measurements_plot, rd_plot, reconstruction_grid
 from bench.presets import GRID_ROWS, PRESETS, Preset, everything
 from bench.report import compressai_json, markdown_table, summarise, write_json
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     search = {k: v for k, v in {"iters": args.iters, "restarts": args.restarts}.items() if v is not None}
     try:
         check_store(store, args.size, SearchOptions(**search))
+        face_identity()  # loads dlib's models now: if they are missing, the run stops here with one line
         device = resolve_device(args.device)
         uint8, names = load_named_images(args.data, args.size, limit=args.n)
         bundles = find_bundles(args.models, args.size)

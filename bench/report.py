@@ -11,8 +11,9 @@ import numpy as np
 
 from bench.harness import Records, setting_key
 
-# Our record field -> CompressAI's results key.
+# Our record field -> CompressAI's results key (the identity figures are ours: bench/identity.py).
 COMPRESSAI_KEYS = {"bpp": "bpp", "psnr": "psnr-rgb", "ssim": "ssim-rgb", "ms_ssim": "ms-ssim-rgb", "mse": "mse",
+                   "same_person": "identity-match", "identity_distance": "identity-distance",
                    "encode_s": "encoding_time", "decode_s": "decoding_time"}
 
 
@@ -25,6 +26,14 @@ def mean_ci(values: list[float | None]) -> tuple[float | None, float | None]:
     return float(present.mean()), float(half)
 
 
+def figure_ci(records: list[dict], field: str) -> tuple[float | None, float | None]:
+    """mean_ci of one figure, or None where some records predate it: a mean over the others alone would pass for
+    a mean over all the setting's images."""
+    if any(field not in r for r in records):
+        return None, None
+    return mean_ci([r[field] for r in records])
+
+
 def summarise(records: Records) -> list[dict]:
     """One row per setting, sorted by rate: the setting, images, and (mean, ci95) of every figure."""
     by_setting: dict[str, list[dict]] = {}
@@ -35,7 +44,7 @@ def summarise(records: Records) -> list[dict]:
         row = {"setting": items[0]["setting"], "images": len(items), "device": items[0]["device"],
                "bytes": mean_ci([r["bytes"] for r in items])[0]}
         for field in COMPRESSAI_KEYS:
-            row[field], row[f"{field}_ci95"] = mean_ci([r[field] for r in items])
+            row[field], row[f"{field}_ci95"] = figure_ci(items, field)
         rows.append(row)
     return sorted(rows, key=lambda r: (r["bpp"] is None, r["bpp"] or 0.0))
 
@@ -62,15 +71,23 @@ def format_cell(mean: float | None, ci: float | None = None, digits: int = 2) ->
     return f"{mean:.{digits}f}" if ci is None else f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
+def format_share(share: float | None, ci: float | None) -> str:
+    """A share in [0, 1] as a percentage."""
+    return "-" if share is None or ci is None else format_cell(100 * share, 100 * ci, 0)
+
+
 def markdown_table(summaries: dict[str, list[dict]]) -> str:
     """All codecs' rows in one table, by codec then rate; ± is the 95% confidence interval of the mean."""
-    lines = ["| codec | setting | images | bytes | bpp | PSNR (dB) | MSE ([-1, 1]) | SSIM | MS-SSIM | encode (ms) | decode (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| codec | setting | images | bytes | bpp | PSNR (dB) | MSE ([-1, 1]) | SSIM | MS-SSIM | same person (%) "
+             "| identity distance | encode (ms) | decode (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows in summaries.items():
         for r in rows:
             encode_ms = None if r["encode_s"] is None else 1000 * r["encode_s"]
             cells = [name, setting_key(r["setting"]), str(r["images"]), format_cell(r["bytes"], digits=1), format_cell(r["bpp"], digits=4),
                      format_cell(r["psnr"], r["psnr_ci95"]), format_cell(r["mse"], r["mse_ci95"], 5), format_cell(r["ssim"], r["ssim_ci95"], 4),
-                     format_cell(r["ms_ssim"], r["ms_ssim_ci95"], 4), format_cell(encode_ms, digits=1), format_cell(r["decode_s"], digits=3)]
+                     format_cell(r["ms_ssim"], r["ms_ssim_ci95"], 4), format_share(r["same_person"], r["same_person_ci95"]),
+                     format_cell(r["identity_distance"], r["identity_distance_ci95"], 3), format_cell(encode_ms, digits=1),
+                     format_cell(r["decode_s"], digits=3)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ import torch
 from skimage import restoration as skr
 
 from bench.harness import Records, check_store, distortion, reference_records, save_decodes, setting_key, timed
+from bench.identity import face_identity
 from bench.plots import reconstruction_grid
 from bench.report import format_cell, summarise
 from gecodec.bundle import load_model
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         options = SearchOptions(iters=args.iters, restarts=args.restarts)
         codec = Codec(load_model(args.model), resolve_device(args.device))
         check_store(store, codec.image_size, options, codec.bundle.model_hex)  # its settings do not name the model
+        face_identity()  # loads dlib's models now: if they are missing, the run stops here with one line
         uint8, names = load_named_images(args.data, codec.image_size, limit=args.n)
     except GecError as exc:
         print(f"bench restore: error: {exc}", file=sys.stderr)

@@ -117,13 +117,16 @@ def crop(photo: Image.Image, placement: Placement, size: int) -> Image.Image:
 
 
 def paste(photo: Image.Image, face: Image.Image, placement: Placement) -> Image.Image:
-    """A copy of the photo with the face put back where the placement says, fading out at its edges."""
-    side = max(1, round(placement.side))
-    face = face.convert(photo.mode).resize((side, side), Image.Resampling.LANCZOS)
-    ramp = np.minimum(np.arange(side) + 0.5, side - np.arange(side) - 0.5) / max(FEATHER * side, 1.0)
+    """A copy of the photo with the face put back where the placement says, fading out at its edges.
+
+    The face is warped straight from its own pixels into the photo's, so the work and memory are the photo's
+    whatever side the placement claims."""
+    size = face.width
+    ramp = np.minimum(np.arange(size) + 0.5, size - np.arange(size) - 0.5) / (FEATHER * size)
     mask = Image.fromarray((np.clip(np.minimum.outer(ramp, ramp), 0, 1) * 255).round().astype(np.uint8))
-    coefficients = placement.to_crop(side)
-    warped = face.transform(photo.size, Image.Transform.AFFINE, coefficients, Image.Resampling.BICUBIC)
+    coefficients = placement.to_crop(size)
+    warped = face.convert(photo.mode).transform(photo.size, Image.Transform.AFFINE, coefficients,
+                                                Image.Resampling.BICUBIC)
     alpha = mask.transform(photo.size, Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
     return Image.composite(warped, photo, alpha)
 
@@ -141,6 +144,9 @@ def frame_decoded(face: Image.Image, header: Header, size: int | None = None, ph
     copy of the photo the file was made from."""
     if photo is not None:
         expected = header.original_size or face.size
+        if header.original_size is None and photo.size != expected:
+            raise ImageError(f"the file does not say where its face lies in a photo (it was made from a "
+                             f"{face.width}x{face.height} crop, or without its position)")
         if photo.size != expected:
             raise ImageError(f"the photo to paste into is {photo.width}x{photo.height}, and the file was made from "
                              f"a {expected[0]}x{expected[1]} image")

@@ -122,6 +122,14 @@ class GecClickError(click.ClickException):
         click.echo(f"gec: error: {self.format_message()}", err=True)
 
 
+class OneLineUsageError(click.UsageError):
+    """A command's bad argument: `gec: error: <message> (gec CMD --help)`, exit code 2."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" ({self.ctx.command_path} --help)" if self.ctx is not None else ""
+        click.echo(f"gec: error: {self.format_message()}{hint}", err=True)
+
+
 class GecGroup(click.Group):
     # Subcommands defined in modules that load torch: (module, attribute, the short help `gec --help` shows).
     LAZY = {"train": ("gecodec.cli_train", "train", "Train models: gan, encoder, joint, eval.")}
@@ -150,6 +158,8 @@ class GecGroup(click.Group):
             return super().invoke(ctx)
         except GecError as exc:
             raise GecClickError(str(exc)) from None
+        except click.UsageError as exc:  # a bad argument of a command: one line, not the usage screen
+            raise OneLineUsageError(exc.format_message(), exc.ctx) from None
 
 
 @click.group(cls=GecGroup, context_settings={"help_option_names": ["-h", "--help"]})

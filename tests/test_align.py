@@ -25,6 +25,7 @@ from gecodec.cli import main
 from gecodec.codec import Source
 from gecodec.errors import ImageError, MissingExtraError, OptionError
 
+from bench.align_check import portrait as grown_portrait
 from conftest import ROOT
 
 FACES = Image.open(ROOT / "tests" / "data" / "faces.png").convert("RGB")
@@ -34,12 +35,9 @@ def face(index: int) -> Image.Image:
     return FACES.crop((64 * index, 0, 64 * index + 64, 64))
 
 
-def portrait(index: int, angle: float = 0.0, scale: int = 4, pad: int = 32) -> Image.Image:
-    """A face crop grown into a portrait: mirrored outwards by ``pad`` pixels, enlarged, turned ``angle``."""
-    pixels = np.pad(np.asarray(face(index)), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    side = pixels.shape[0] * scale
-    return Image.fromarray(pixels).resize((side, side), Image.Resampling.BICUBIC).rotate(
-        angle, Image.Resampling.BICUBIC)
+def portrait(index: int, angle: float = 0.0, scale: int = 4) -> Image.Image:
+    """Validation face ``index`` grown into a portrait (bench.align_check's construction), turned ``angle``."""
+    return grown_portrait(face(index), angle, scale)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +150,8 @@ def test_decoded_crop_size_and_paste_checks(default):
             frame_decoded(crop, header, size=bad)
     with pytest.raises(ImageError, match="is 301x200, and the file was made from a 300x200 image"):
         frame_decoded(crop, header, photo=Image.new("RGB", (301, 200)))
+    with pytest.raises(ImageError, match="does not say where its face lies"):
+        frame_decoded(crop, container.Header(model_id=1, quality=1), photo=Image.new("RGB", (300, 200)))
     photo = Image.new("RGB", (300, 200), (0, 0, 255))
     pasted = frame_decoded(crop, header, photo=photo)
     assert pasted.size == (300, 200)
@@ -209,7 +209,9 @@ def test_command_line_errors_are_one_line(tmp_path):
                                        "-o", str(tmp_path / "out.png")])
     assert result.exit_code == 1 and "is 64x64, and the file was made from a 150x100 image" in result.output
     result = CliRunner().invoke(main, ["decode", str(tmp_path / "wall.gec"), "--size", "5000"])
-    assert result.exit_code == 2 and "5000 is not in the range 8<=x<=4096" in result.output
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1
+    assert lines[0].startswith("gec: error: Invalid value for '--size': 5000 is not in the range 8<=x<=4096.")
 
 
 def test_geometry_is_measured_on_face_crops_and_stored_without_changing_the_model_id(tmp_path, default):
