@@ -85,10 +85,15 @@ def main(argv: list[str] | None = None) -> None:
         path = work / (name.replace(" ", "_").replace("/", "_") + ".gec")
         path.write_bytes(data)
         cases.append((name, ["decode", str(path), "-o", str(work / "out.png"), "-f", "--iters", "1"], env))
-    limit_size = work / "at-the-size-limit.gec"
-    limit_size.write_bytes(gec_file(mid, {2: [8192, 8192]}, bytes(range(128))))
-    cases.append(("original size 8192 x 8192 (honest, at the limit)",
-                  ["decode", str(limit_size), "-o", str(work / "big.png"), "--iters", "1", "--restarts", "1"], env))
+    photo = work / "photo-8192.png"
+    Image.new("RGB", (8192, 8192), (90, 120, 150)).save(photo, compress_level=1)
+    for name, extras in {"original size 8192 x 8192 (honest, at the limit), pasted into its photo": {2: [8192, 8192]},
+                         "crop of side 65536 in an 8192 x 8192 photo, pasted into it":
+                             {2: [8192, 8192], 8: [4096, 4096, 65536, 0]}}.items():
+        path = work / (name.split(",")[0].replace(" ", "_") + ".gec")
+        path.write_bytes(gec_file(mid, extras, bytes(range(128))))
+        cases.append((name, ["decode", str(path), "--paste-into", str(photo), "-o", str(work / "big.png"), "-f",
+                             "--iters", "1", "--restarts", "1"], env))
     seeds = work / "cs-seeds"
     seeds.mkdir()
     codec = Codec(default, "cpu")

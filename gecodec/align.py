@@ -116,19 +116,33 @@ def crop(photo: Image.Image, placement: Placement, size: int) -> Image.Image:
                            Image.Resampling.BICUBIC, fillcolor=fill)
 
 
-def paste(photo: Image.Image, face: Image.Image, placement: Placement) -> Image.Image:
-    """A copy of the photo with the face put back where the placement says, fading out at its edges.
+def paste(photo: Image.Image, face: Image.Image, placement: Placement) -> None:
+    """Put the face back into the photo (in place) where the placement says, fading out at its edges.
 
-    The face is warped straight from its own pixels into the photo's, so the work and memory are the photo's
-    whatever side the placement claims."""
+    Only the part of the photo that the face covers is resampled, straight from the face's own pixels, so the
+    work is the face's on the photo whatever side the placement claims."""
     size = face.width
+    a, b, c, d, e, f = placement.to_photo(size)
+    xs = [a * u + b * v + c for u in (0, size) for v in (0, size)]
+    ys = [d * u + e * v + f for u in (0, size) for v in (0, size)]
+    left, top = max(0, math.floor(min(xs))), max(0, math.floor(min(ys)))
+    right, bottom = min(photo.width, math.ceil(max(xs))), min(photo.height, math.ceil(max(ys)))
+    if right <= left or bottom <= top:  # the face lies outside the photo
+        return
     ramp = np.minimum(np.arange(size) + 0.5, size - np.arange(size) - 0.5) / (FEATHER * size)
     mask = Image.fromarray((np.clip(np.minimum.outer(ramp, ramp), 0, 1) * 255).round().astype(np.uint8))
-    coefficients = placement.to_crop(size)
-    warped = face.convert(photo.mode).transform(photo.size, Image.Transform.AFFINE, coefficients,
-                                                Image.Resampling.BICUBIC)
-    alpha = mask.transform(photo.size, Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
-    return Image.composite(warped, photo, alpha)
+    a, b, c, d, e, f = placement.to_crop(size)
+    box, box_size = (left, top, right, bottom), (right - left, bottom - top)
+    face = face.convert(photo.mode)
+    if placement.angle == 0:  # an upright square: a (separable, several times faster) resize of the covered part
+        source = tuple(min(max(v, 0.0), size) for v in (a * left + c, e * top + f, a * right + c, e * bottom + f))
+        warped = face.resize(box_size, Image.Resampling.BICUBIC, box=source)
+        alpha = mask.resize(box_size, Image.Resampling.BILINEAR, box=source)
+    else:
+        region = (a, b, c + a * left + b * top, d, e, f + d * left + e * top)  # from the box's pixels
+        warped = face.transform(box_size, Image.Transform.AFFINE, region, Image.Resampling.BICUBIC)
+        alpha = mask.transform(box_size, Image.Transform.AFFINE, region, Image.Resampling.BILINEAR)
+    photo.paste(warped, box[:2], alpha)
 
 
 def file_placement(header: Header, model_size: int) -> Placement:
@@ -140,8 +154,8 @@ def file_placement(header: Header, model_size: int) -> Placement:
 
 def frame_decoded(face: Image.Image, header: Header, size: int | None = None, photo: Image.Image | None = None
                   ) -> Image.Image:
-    """A decoded face as the caller wants it: the crop (at its own size, or size x size), or put back into a
-    copy of the photo the file was made from."""
+    """A decoded face as the caller wants it: the crop (at its own size, or size x size), or put back into the
+    photo the file was made from (which it draws into: pass a copy you own, as open_image gives)."""
     if photo is not None:
         expected = header.original_size or face.size
         if header.original_size is None and photo.size != expected:
@@ -150,8 +164,8 @@ def frame_decoded(face: Image.Image, header: Header, size: int | None = None, ph
         if photo.size != expected:
             raise ImageError(f"the photo to paste into is {photo.width}x{photo.height}, and the file was made from "
                              f"a {expected[0]}x{expected[1]} image")
-        pasted = paste(photo, face, file_placement(header, face.width))
-        return pasted.convert("L") if header.grayscale else pasted
+        paste(photo, face, file_placement(header, face.width))
+        return photo.convert("L") if header.grayscale else photo
     if size is None or size == face.width:
         return face
     if not (isinstance(size, int) and MIN_OUTPUT_SIDE <= size <= MAX_OUTPUT_SIDE):

@@ -72,11 +72,13 @@ def expand(inputs: Iterable[Path], accept: Callable[[Path], bool], failures: Fai
     return files
 
 
-def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output: Path | None, suffix: str,
+def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output_name: str | None, suffix: str,
                  failures: Failures, force: bool) -> list[tuple[Path, Path]]:
-    """Pair each input with its output path: next to the input, the named file, or inside the named folder."""
+    """Pair each input with its output path: next to the input, the named file, or inside the named folder
+    (one that exists, or a name ending in "/", or any name when there are several inputs)."""
+    output = Path(output_name) if output_name is not None else None
     to_folder = output is not None and (
-        len(files) > 1 or any(p.is_dir() for p in inputs) or output.is_dir() or str(output).endswith(("/", os.sep))
+        len(files) > 1 or any(p.is_dir() for p in inputs) or output.is_dir() or output_name.endswith(("/", os.sep))
     )
     if to_folder and files:  # no folder for a run with nothing to write
         try:
@@ -168,7 +170,7 @@ def main() -> None:
     """gecodec: compress images to a few dozen bytes with a generative encoder."""
 
 
-output_option = click.option("-o", "--output", type=click.Path(path_type=Path),
+output_option = click.option("-o", "--output", type=click.Path(),  # a str: a Path would drop a trailing "/"
                              help="Output file, or folder for several inputs. Default: next to each input.")
 force_option = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -223,7 +225,7 @@ def search_options_group(command: Callable) -> Callable:
 @device_option
 @force_option
 @quiet_option
-def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, quality: int | None,
+def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, quality: int | None,
            target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, align: str,
            position: bool, check: bool, as_json: bool, device: str | None, force: bool, quiet: bool) -> None:
     """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
@@ -270,7 +272,7 @@ def encode(inputs: tuple[Path, ...], output: Path | None, model: str | None, qua
 @device_option
 @force_option
 @quiet_option
-def decode(inputs: tuple[Path, ...], output: Path | None, image_ext: str, size: int | None, paste_into: Path | None,
+def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: int | None, paste_into: Path | None,
            iters: int | None, restarts: int | None, lam: float | None, lr: float | None, batch_size: int,
            device: str | None, force: bool, quiet: bool) -> None:
     """Decode .gec files (or folders of them) to face crops, or paste one back into its photo."""
@@ -481,7 +483,7 @@ def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @device_option
 @force_option
 @quiet_option
-def restore(inputs: tuple[Path, ...], task: str, output: Path | None, method: str, model: str | None,
+def restore(inputs: tuple[Path, ...], task: str, output: str | None, method: str, model: str | None,
             blur_sigma: float, factor: int, mask: Path | None, box: tuple[int, int, int, int] | None, degrade: bool,
             sigma: float, seed: int, image_ext: str, iters: int | None, restarts: int | None, lam: float | None,
             lr: float | None, batch_size: int, device: str | None, force: bool, quiet: bool) -> None:

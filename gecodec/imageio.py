@@ -51,7 +51,10 @@ def open_image(source: ImageInput) -> Image.Image:
         raise ImageError(f"{name}: image of {width}x{height} pixels exceeds the limit of {MAX_PIXELS} pixels")
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        # A picture we opened is turned in place; a caller's is copied (large photos: each copy is a second).
+        own = not isinstance(source, Image.Image)
+        turned = ImageOps.exif_transpose(image, in_place=own)
+        image = image if own else turned
         rgb = _to_rgb(image)
         rgb.info["grayscale"] = image.mode in GRAY_MODES  # the codec stores it, so decoding gives grey back
         rgb.info["source"] = name  # for messages about this image
@@ -78,7 +81,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def center_square(image: Image.Image) -> Image.Image:

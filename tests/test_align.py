@@ -233,3 +233,14 @@ def test_geometry_is_measured_on_face_crops_and_stored_without_changing_the_mode
     store_geometry(path, CropGeometry((5.0, 7.0), (11.0, 7.5)), {"found": 1})
     after = load_bundle(path)
     assert after.model_hex == before and after.crop == CropGeometry((5.0, 7.0), (11.0, 7.5))
+
+
+def test_pasting_into_a_callers_image_leaves_it_as_it_was(default):
+    import gecodec
+
+    photo = portrait(3, angle=10.0)
+    before = np.asarray(photo).copy()
+    data = gecodec.encode(photo)
+    back = gecodec.decode(data, paste_into=photo)
+    assert back.size == photo.size and np.array_equal(np.asarray(photo), before)
+    assert not np.array_equal(np.asarray(back), before)

@@ -295,3 +295,9 @@ def test_an_image_far_below_the_models_figure_gets_a_warning(image_file, tmp_pat
     with pytest.warns(UserWarning, match="unlike the faces the model knows"):
         result = gec("encode", image_file, "-o", tmp_path / "odd.gec", *ENTROPY)
     assert result.exit_code == 0 and (tmp_path / "odd.gec").exists()
+
+
+def test_an_output_name_ending_in_a_slash_is_a_folder_even_for_one_input(image_file, tmp_path):
+    result = gec("encode", image_file, "-o", f"{tmp_path / 'codes'}/", *TINY)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "codes" / "face.gec").is_file()
