@@ -1,0 +1,180 @@
+"""A refinement layer: codes what the base decode misses, r = x - x_base, as JPEG codes pixels.
+
+The residual (in 8-bit levels) goes to YCbCr, its chroma is averaged over 2x2, and each plane is cut into
+8x8 blocks and transformed by the orthonormal DCT. Refinement quality q (0 coarsest .. LEVELS-1 finest)
+quantizes coefficient (plane, u, v) with step STEPS[q] x (1 + SLOPE (u + v)). Each coefficient follows a
+Laplace of its own scale, so its integers follow one of a ladder of normalized densities, picked by
+step / scale; the ladder's integer tables, and which rung each (quality, plane, u, v) takes, are fitted on
+training residuals and stored, so that encoder and decoder build bit-identical ANS coders (as in
+gecodec/entropy.py). bench/results/residual/ measures it against WebP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import constriction
+import numpy as np
+import torch
+
+from gecodec.entropy import TABLE_TOTAL, integer_table
+from gecodec.errors import FormatError, OptionError
+
+BLOCK = 8
+LEVELS = 16  # refinement qualities
+COARSEST, FINEST = 64.0, 2.0  # their steps, in 8-bit levels, geometric in between
+SLOPE = 0.25  # higher frequencies get coarser steps
+RUNGS = 48  # normalized steps (step / scale) with a table each, geometric in between:
+SMALLEST_RUNG, LARGEST_RUNG = 0.02, 40.0
+CLIP = 16.0  # |coefficient| / scale beyond this is clipped
+RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+YCC_TO_RGB = np.linalg.inv(RGB_TO_YCC)
+
+
+def _dct_matrix() -> np.ndarray:
+    k = np.arange(BLOCK)
+    matrix = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * BLOCK)) * math.sqrt(2 / BLOCK)
+    matrix[0] /= math.sqrt(2)
+    return matrix
+
+
+DCT = _dct_matrix()
+WEIGHTS = 1 + SLOPE * (np.arange(BLOCK)[:, None] + np.arange(BLOCK)[None, :])
+
+
+def check_level(level: int) -> int:
+    if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level < LEVELS:
+        raise OptionError(f"refinement quality must be an integer from 0 to {LEVELS - 1}, got {level!r}")
+    return level
+
+
+def level_steps() -> np.ndarray:
+    return COARSEST * (FINEST / COARSEST) ** (np.arange(LEVELS) / (LEVELS - 1))
+
+
+def rung_steps() -> np.ndarray:
+    return SMALLEST_RUNG * (LARGEST_RUNG / SMALLEST_RUNG) ** (np.arange(RUNGS) / (RUNGS - 1))
+
+
+def analyse(residual: np.ndarray) -> list[np.ndarray]:
+    """(N, 3, H, W) residuals in 8-bit levels -> coefficient planes [Y, Cb, Cr], of shapes (N, B, 8, 8),
+    (N, B/4, 8, 8) and (N, B/4, 8, 8) for B = H W / 64 blocks (raster order)."""
+    ycc = np.einsum("ij,njhw->nihw", RGB_TO_YCC, residual)
+    n, _, h, w = ycc.shape
+    chroma = ycc[:, 1:].reshape(n, 2, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+    return [_blocks(ycc[:, 0]), _blocks(chroma[:, 0]), _blocks(chroma[:, 1])]
+
+
+def synthesise(planes: list[np.ndarray], size: int) -> np.ndarray:
+    """The inverse of analyse: [Y, Cb, Cr] coefficient blocks -> (N, 3, size, size) residuals."""
+    y = _pixels(planes[0], size)
+    chroma = np.stack([_pixels(p, size // 2) for p in planes[1:]], 1).repeat(2, axis=2).repeat(2, axis=3)
+    return np.einsum("ij,njhw->nihw", YCC_TO_RGB, np.concatenate([y[:, None], chroma], 1))
+
+
+def _blocks(plane: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> (N, H/8 * W/8, 8, 8) DCT coefficients, blocks in raster order."""
+    n, h, w = plane.shape
+    blocks = plane.reshape(n, h // BLOCK, BLOCK, w // BLOCK, BLOCK).transpose(0, 1, 3, 2, 4)
+    return (DCT @ blocks @ DCT.T).reshape(n, -1, BLOCK, BLOCK)
+
+
+def _pixels(coefficients: np.ndarray, side: int) -> np.ndarray:
+    n = coefficients.shape[0]
+    per_row = side // BLOCK
+    blocks = (DCT.T @ coefficients @ DCT).reshape(n, per_row, per_row, BLOCK, BLOCK)
+    return blocks.transpose(0, 1, 3, 2, 4).reshape(n, side, side)
+
+
+@dataclass(frozen=True, eq=False)
+class RefinementModel:
+    scales: np.ndarray  # (3, 8, 8) float32: each coefficient's Laplace scale, in 8-bit levels
+    rungs: np.ndarray  # (LEVELS, 3, 8, 8) int32: the table each coefficient takes at each quality
+    radii: np.ndarray  # (RUNGS,) int32: rung r codes k in -radii[r] .. radii[r]
+    frequencies: np.ndarray  # int32: the rungs' tables one after another, each summing to TABLE_TOTAL
+
+    @cached_property
+    def _offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(2 * self.radii.astype(np.int64) + 1)])
+
+    @cached_property
+    def _models(self) -> list[constriction.stream.model.Categorical]:
+        # frequency / 2^16 is exact in float64, so both sides hand constriction identical probabilities.
+        return [constriction.stream.model.Categorical(
+            self.frequencies[self._offsets[r] : self._offsets[r + 1]].astype(np.float64) / TABLE_TOTAL, perfect=False)
+            for r in range(RUNGS)]
+
+    def steps(self, level: int) -> np.ndarray:
+        """(8, 8) quantizer steps at a refinement quality."""
+        return (level_steps()[check_level(level)] * WEIGHTS).astype(np.float32)
+
+    def quantize(self, planes: list[np.ndarray], level: int) -> list[np.ndarray]:
+        """Coefficient planes -> integers k, each clipped to its table's radius."""
+        steps, rungs = self.steps(level), self.rungs[check_level(level)]
+        return [np.clip(np.round(p / steps), -self.radii[rungs[i]], self.radii[rungs[i]]).astype(np.int64)
+                for i, p in enumerate(planes)]
+
+    def dequantize(self, integers: list[np.ndarray], level: int) -> list[np.ndarray]:
+        steps = self.steps(level)
+        return [k * steps for k in integers]
+
+    def _groups(self, integers: list[np.ndarray], level: int) -> list[tuple[int, np.ndarray]]:
+        """One image's integers grouped by table, in a fixed order: (rung, symbols k + radius)."""
+        rungs = self.rungs[check_level(level)]
+        flat_rungs = np.concatenate([np.broadcast_to(rungs[i], k.shape).ravel() for i, k in enumerate(integers)])
+        flat = np.concatenate([k.ravel() for k in integers])
+        return [(int(r), (flat[flat_rungs == r] + self.radii[r]).astype(np.int32)) for r in np.unique(flat_rungs)]
+
+    def encode(self, integers: list[np.ndarray], level: int) -> bytes:
+        """One image's integers (planes of shape (blocks, 8, 8)) -> bytes: ANS words, little-endian, without
+        trailing zero bytes. Groups go in reverse, so that the decoder reads them in order."""
+        coder = constriction.stream.stack.AnsCoder()
+        for rung, symbols in reversed(self._groups(integers, level)):
+            coder.encode_reverse(symbols, self._models[rung])
+        return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+
+    def decode(self, payload: bytes, level: int, blocks: int) -> list[np.ndarray]:
+        """Bytes -> the integers of an image with ``blocks`` luma blocks; FormatError unless they use up the
+        payload exactly (a truncated layer is an error, not a noisy image)."""
+        if not payload or payload[-1] == 0:
+            raise FormatError("refinement payload is empty or ends in a zero byte")
+        shapes = [(blocks, BLOCK, BLOCK), (blocks // 4, BLOCK, BLOCK), (blocks // 4, BLOCK, BLOCK)]
+        rungs = self.rungs[check_level(level)]
+        flat_rungs = np.concatenate([np.broadcast_to(rungs[i], shape).ravel() for i, shape in enumerate(shapes)])
+        flat = np.empty(flat_rungs.shape, dtype=np.int64)
+        padded = payload + b"\0" * (-len(payload) % 4)
+        try:
+            coder = constriction.stream.stack.AnsCoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+            for rung in np.unique(flat_rungs):
+                where = flat_rungs == rung
+                flat[where] = coder.decode(self._models[rung], int(where.sum())) - self.radii[rung]
+            exact = coder.is_empty()
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise FormatError(f"refinement payload does not decode ({exc})") from None
+        if not exact:
+            raise FormatError("refinement payload does not match its coefficients (truncated or trailing bytes)")
+        sizes = np.cumsum([0] + [int(np.prod(shape)) for shape in shapes])
+        return [flat[sizes[i] : sizes[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+
+
+def laplace_bins(step: float, radius: int) -> np.ndarray:
+    """P(k), k = -radius .. radius, of a unit-scale Laplace quantized with ``step``; the end bins take the tails."""
+    edges = (np.arange(-radius, radius) + 0.5) * step
+    tail = 0.5 * np.exp(-np.abs(edges))
+    cdf = np.where(edges < 0, tail, 1 - tail)
+    return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+
+
+def fit_refinement(residuals: torch.Tensor) -> RefinementModel:
+    """A refinement model for (N, 3, H, W) training residuals x - x_base in [-1, 1] units."""
+    planes = analyse(residuals.double().numpy() * 127.5)
+    scales = np.stack([np.abs(p).mean(axis=(0, 1)) for p in planes]).clip(1e-3).astype(np.float32)
+    ladder = rung_steps()
+    radii = np.array([math.ceil(CLIP / s) for s in ladder], dtype=np.int32)
+    tables = [integer_table(laplace_bins(float(s), int(r))) for s, r in zip(ladder, radii)]
+    normalized = level_steps()[:, None, None, None] * WEIGHTS[None, None] / scales[None]  # (LEVELS, 3, 8, 8)
+    nearest = np.abs(np.log(normalized[..., None]) - np.log(ladder)).argmin(axis=-1)
+    return RefinementModel(scales=scales, rungs=nearest.astype(np.int32), radii=radii,
+                           frequencies=np.concatenate(tables).astype(np.int32))
