@@ -18,6 +18,7 @@ from gecodec.bundle import Bundle, available_bundles, load_bundle, load_model, t
 from gecodec.codec import Codec as GecCodec
 from gecodec.errors import GecError
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
+from gecodec.refine import LEVELS as REFINE_LEVELS
 from gecodec.train.evaluate import CURVE_QUALITIES
 
 Setting = dict[str, Any]
@@ -112,6 +113,7 @@ def pixel_values(bundle: Bundle) -> int:
 # The rates swept for a model with an entropy model, besides its fixed-length bits: --quality from 0 to 100 (as the
 # model card's curve), and --target-bytes at the sizes the codec's targets name.
 TARGET_BYTES = (60, 100)
+REFINED_TARGET_BYTES = (250, 400, 700, 1000)  # sizes a refinement layer reaches, for a model that has one
 
 
 class GeCodec(GenerativeCodec):
@@ -125,15 +127,19 @@ class GeCodec(GenerativeCodec):
             if b.entropy is not None:
                 settings += [{"model": name, "m": b.m, "quality": q} for q in CURVE_QUALITIES]
                 settings += [{"model": name, "m": b.m, "target_bytes": n} for n in TARGET_BYTES]
+            if b.refine is not None:
+                settings += [{"model": name, "m": b.m, "refine": level} for level in range(REFINE_LEVELS)]
+                settings += [{"model": name, "m": b.m, "target_bytes": n} for n in REFINED_TARGET_BYTES]
         return settings
 
     def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
-        rate = {k: setting[k] for k in ("bits", "quality", "target_bytes") if k in setting}
+        rate = {k: setting[k] for k in ("bits", "quality", "target_bytes", "refine") if k in setting}
         return self.codec(setting).encode_batch(images, **rate)
 
     def label(self, setting: Setting) -> str:
         kind = self.bundles[setting["model"]].encoder_kind.upper()  # the paper's GE0 or GE1
-        rate = next(f"{k.replace('_', ' ')}={setting[k]}" for k in ("bits", "quality", "target_bytes") if k in setting)
+        rate = next(f"{k.replace('_', ' ')}={setting[k]}" for k in ("bits", "quality", "target_bytes", "refine")
+                    if k in setting)
         return f"{kind} m={setting['m']} {rate} ({setting['model']})"
 
 

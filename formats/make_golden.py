@@ -10,7 +10,8 @@ Sets: the tiny GE1 bundle's files (expected.json), a tiny joint bundle's file (e
 file made with the shipped default model of 2026-11, celeba64-default id 93851b1c (expected-default-v2.json),
 version-2 (entropy-coded) files of a tiny bundle with an entropy model (expected-entropy.json), and files
 made with the joint default of 2026-11-28 (expected-default-v3.json: its default quality and 8 bits), and
-files with a face's crop in a photo, version 2 and version 1 (expected-crop.json).
+files with a face's crop in a photo, version 2 and version 1 (expected-crop.json), and a file of the default
+model with a refinement layer (expected-refine.json).
 """
 
 from __future__ import annotations
@@ -110,13 +111,16 @@ def header_fields(header: container.Header) -> dict:
         fields["quality"] = header.quality
     if header.crop is not None:
         fields["crop"] = header.crop
+    if header.layer is not None:
+        fields["layer"] = header.layer
     return fields
 
 
 def stored_values(bundle: Bundle, header: container.Header, payload: bytes) -> list[int]:
     """The integers a file holds: fixed-length values (version 1) or entropy-coded symbols (version 2)."""
-    if header.quality is not None:
-        return bundle.entropy.decode(payload, header.quality).tolist()
+    if header.quality is not None:  # the base layer's symbols (a refinement layer follows them)
+        base = payload[: header.layer[1]] if header.layer else payload
+        return bundle.entropy.decode(base, header.quality).tolist()
     return unpack_bits(payload, header.count or bundle.m, header.bits).tolist()
 
 
@@ -159,6 +163,10 @@ def main() -> None:
             ("v2-q60.gec", {"quality": 60}, None),
             ("v2-q5-nonsquare.gec", {"quality": 5, "seed": 9}, Source((40, 24))),
         ], {})
+    if args.force or not (HERE / "expected-refine.json").exists():
+        bundle = load_model()  # the joint default, with its refinement tables
+        write_set("expected-refine.json", bundle, None, [("default-v3-refined.gec", {"refine": 7}, None)],
+                  {"iters": 20})
     if args.force or not (HERE / "expected-crop.json").exists():
         write_set("expected-crop.json", load_bundle(TINY_ENTROPY_BUNDLE), TINY_ENTROPY_BUNDLE.name, [
             ("v2-crop.gec", {"quality": 30}, Source((640, 480), (300, 200, 150, -123))),

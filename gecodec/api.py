@@ -45,6 +45,7 @@ def encode(
     report: bool = False,
     align: str = "auto",
     position: bool = True,
+    refine: int | None = None,
 ) -> bytes | tuple[bytes, EncodeReport]:
     """Compress an image (path or PIL image) to .gec bytes with a model (default: the shipped one).
 
@@ -56,11 +57,13 @@ def encode(
     align extra; otherwise, or with no face, the centre crop and a warning), "none" takes the centre crop,
     "require" raises ImageError when there is no face. An image at the model's size is used as it is.
     position: store where the face lies in the image (about 20 bytes), for decode(..., paste_into=image).
+    refine: add a refinement layer of this quality (0 to 15) past what the generator can draw; target_bytes
+    adds the finest one that fits, on a base at the default quality, when one fits.
     """
     bundle = model if isinstance(model, Bundle) else load_model(model)
     data, checked = get_codec(bundle, device).encode_image_checked(
         image, report, align, position, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
-        target_bytes=target_bytes)
+        target_bytes=target_bytes, refine=refine)
     return (data, checked) if report else data
 
 
@@ -70,7 +73,8 @@ def decode(data: GecInput, device: str | torch.device | None = None, progress: b
 
     The crop is RGB (L for a grayscale source) at the model's size, or size x size. paste_into: the image the
     file was made from (a path or PIL image of the same size); the result is a copy of it with the decoded
-    face put back where it was found.
+    face put back where it was found. search_options may also hold base_only=True: leave out a refinement
+    layer.
     progress: True for a progress bar of the search on stderr, or a callable given the number of steps done
     after each step (codec.search_steps(codec.parse(data)) is the total). search_options: iters, restarts,
     lam, lr (defaults: the model's schedule, then the file's hints).

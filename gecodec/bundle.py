@@ -14,13 +14,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gecodec.align import CropGeometry
-from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, SHIPPED_DIR,
+from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, REFINE_FORMAT_VERSION, SHIPPED_DIR,
                              SOLVER_FORMAT_VERSION, available_bundles, digest, read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS
 from gecodec.entropy import QUALITIES, EntropyModel
@@ -29,6 +30,7 @@ from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, Enc
 from gecodec.models.began import BeganEncoder
 from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.options import DEFAULT_MODEL
+from gecodec.refine import LEVELS as REFINE_LEVELS, RUNGS, RefinementModel
 from gecodec.search import SearchOptions
 
 # EN's kinds: GE1 (a trained conv encoder) and GE0 (the BEGAN discriminator's encoder half).
@@ -50,6 +52,7 @@ class Bundle:
     decode: SearchOptions = field(default_factory=SearchOptions)  # the decoder's default schedule
     entropy: EntropyModel | None = None  # the probability tables of entropy-coded (version 2) files
     crop: CropGeometry | None = None  # where the training crops have their eyes: how the encoder frames a photo
+    refine: RefinementModel | None = None  # the refinement layer's tables (not part of the model id)
     sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
     path: Path | None = None
 
@@ -97,10 +100,14 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
     tensors["calibration.hi"] = bundle.calibration_hi.detach().float().cpu().contiguous()
     if bundle.entropy is not None:  # kept exact whatever the weights' dtype: the tables are integers
         tensors.update({k: v.detach().cpu().contiguous() for k, v in bundle.entropy.to_tensors().items()})
+    if bundle.refine is not None:
+        tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.refine.to_arrays().items()})
     return tensors
 
 
 def format_version(bundle: Bundle) -> str:
+    if bundle.refine is not None:
+        return REFINE_FORMAT_VERSION
     if bundle.entropy is not None:
         return ENTROPY_FORMAT_VERSION
     return FORMAT_VERSION if bundle.solver is None and bundle.decode == SearchOptions() else SOLVER_FORMAT_VERSION
@@ -122,6 +129,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["entropy"] = {"qualities": QUALITIES, "default_quality": bundle.entropy.default_quality}
     if bundle.crop is not None:
         config["crop"] = bundle.crop.to_dict()
+    if bundle.refine is not None:
+        config["refine"] = {"levels": REFINE_LEVELS, "rungs": RUNGS}
     metadata = {
         "format": FORMAT_NAME,
         "format_version": format_version(bundle),
@@ -140,6 +149,23 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write the bundle ({getattr(exc, 'strerror', None) or exc})") from None
     return tensors_digest(tensors)
+
+
+def update_bundle(path: str | Path, **fields: Any) -> Bundle:
+    """Rewrite a bundle file with some fields replaced (the crop geometry, the refinement model), keeping its
+    weights' dtype and so its model id."""
+    from safetensors import safe_open
+
+    bundle = load_bundle(path)
+    with safe_open(str(path), framework="numpy") as handle:
+        half = any(handle.get_slice(name).get_dtype() == "F16" for name in handle.keys())
+    for name, value in fields.items():
+        setattr(bundle, name, value)
+    if tensors_digest({k: v for k, v in bundle_tensors(bundle, torch.float16 if half else torch.float32).items()}) \
+            != bundle.sha256:
+        raise BundleError(f"{path}: rewriting the bundle would change its model id")
+    save_bundle(bundle, path, half=half)
+    return load_bundle(path)
 
 
 def _submodule(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -195,6 +221,11 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
         expected.update({"entropy.mean": ((m,), ("F32",)), "entropy.scale": ((m,), ("F32",)),
                          "entropy.steps": ((QUALITIES,), ("F32",)), "entropy.radii": ((QUALITIES,), ("I32",)),
                          "entropy.frequencies": (None, ("I32",))})
+    if "refine" in config:
+        if config["refine"] != {"levels": REFINE_LEVELS, "rungs": RUNGS}:
+            raise ValueError(f"the refinement model must have {REFINE_LEVELS} levels and {RUNGS} rungs")
+        expected.update({"refine.scales": ((3, 8, 8), ("F32",)), "refine.rungs": ((REFINE_LEVELS, 3, 8, 8), ("I32",)),
+                         "refine.radii": ((RUNGS,), ("I32",)), "refine.frequencies": (None, ("I32",))})
     with safe_open(str(path), framework="pt") as handle:
         stored = {name: handle.get_slice(name) for name in handle.keys()}
         unexpected = sorted(set(stored) - set(expected))
@@ -252,6 +283,8 @@ def load_bundle(path: str | Path) -> Bundle:
             if "entropy" in config else None,
             crop=CropGeometry.from_dict(config["crop"], modules["generator"].config.image_size)
             if "crop" in config else None,
+            refine=RefinementModel.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("refine.")})
+            if "refine" in config else None,
             sha256=tensors_digest(tensors),
             path=path,
         )

@@ -18,8 +18,11 @@ from gecodec.errors import BundleError
 FORMAT_NAME = "gecodec-bundle"
 # Version 2 adds a joint model's solver and decode schedule, version 3 an entropy model; a bundle is written with
 # the lowest version that holds what it has.
-FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION = "1", "2", "3"
-FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION)
+FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION = "1", "2", "3", "4"
+FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION)
+# The id covers what decodes a base layer; a refinement model (version 4) is named by its own check code in each
+# refined file, so that adding one to a bundle keeps every file made before decoding.
+REFINE_PREFIX = "refine."
 BUNDLE_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).parent / "weights"
 # safetensors dtype codes as torch prints the dtype, which is how the id spells them
@@ -29,9 +32,11 @@ TORCH_DTYPES = {"F16": "torch.float16", "F32": "torch.float32", "F64": "torch.fl
 
 def digest(entries: Iterable[tuple[str, str, tuple[int, ...], bytes]]) -> str:
     """The bundle id's SHA-256 (formats/bundle.md, Id) over (name, torch dtype name, shape, raw bytes), in name
-    order."""
+    order, of every tensor but the refinement model's."""
     sha = hashlib.sha256()
     for name, dtype, shape, data in sorted(entries, key=lambda entry: entry[0]):
+        if name.startswith(REFINE_PREFIX):
+            continue
         sha.update(f"{name}|{dtype}|{tuple(shape)}|".encode())
         sha.update(data)
     return sha.hexdigest()

@@ -204,6 +204,9 @@ def search_options_group(command: Callable) -> Callable:
               help="0 (smallest) to 100 (best): an entropy-coded file. Default: the model's default quality.")
 @click.option("--target-bytes", type=click.IntRange(1), default=None,
               help="The largest quality whose file fits in this many bytes.")
+@click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_QUALITY), default=None,
+              help="Add a refinement layer of this quality, 0 (smallest) to 15 (best), on top of the base file: "
+                   "larger files, past what the generator can draw. --target-bytes adds one when it fits.")
 @click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=None,
               help=f"Fixed-length values of this many bits (version-1 files; the default, {DEFAULT_BITS}, for cs "
                    "mode and for models without an entropy model).")
@@ -226,7 +229,7 @@ def search_options_group(command: Callable) -> Callable:
 @force_option
 @quiet_option
 def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, quality: int | None,
-           target_bytes: int | None, bits: int | None, mode: str, seed: int, count: int | None, align: str,
+           target_bytes: int | None, refine: int | None, bits: int | None, mode: str, seed: int, count: int | None, align: str,
            position: bool, check: bool, as_json: bool, device: str | None, force: bool, quiet: bool) -> None:
     """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
     from gecodec import api
@@ -243,7 +246,7 @@ def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, qual
         for source, target in tqdm(pairs, unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None):
             try:
                 data, report = codec.encode_image_checked(source, check, align, position, mode=mode, seed=seed,
-                                                          count=count, **rate)
+                                                          count=count, refine=refine, **rate)
                 write_bytes_atomic(target, data, force)
             except GecError as exc:
                 failures.add(source, exc)
@@ -268,12 +271,13 @@ def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, qual
               help="Side of the decoded face crop in pixels. Default: the model's size.")
 @click.option("--paste-into", type=click.Path(path_type=Path), default=None,
               help="The photo the file was made from: write a copy of it with the decoded face put back.")
+@click.option("--base-only", is_flag=True, help="Leave out refinement layers: the base layer's image.")
 @search_options_group
 @device_option
 @force_option
 @quiet_option
 def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: int | None, paste_into: Path | None,
-           iters: int | None, restarts: int | None, lam: float | None, lr: float | None, batch_size: int,
+           base_only: bool, iters: int | None, restarts: int | None, lam: float | None, lr: float | None, batch_size: int,
            device: str | None, force: bool, quiet: bool) -> None:
     """Decode .gec files (or folders of them) to face crops, or paste one back into its photo."""
     from gecodec import api
@@ -305,9 +309,11 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
             for start in range(0, len(group), batch_size):  # save each batch as soon as it is done
                 chunk = group[start : start + batch_size]
                 try:
-                    images = codec.decode_parsed([parsed for *_, parsed in chunk], batch_size, bar.update, **overrides)
+                    images = codec.decode_parsed([parsed for *_, parsed in chunk], batch_size, bar.update, base_only,
+                                                 **overrides)
                 except GecError:  # find the file that failed: decode the batch one file at a time
-                    images = [decode_one(codec, parsed, overrides, failures, source) for source, _, parsed in chunk]
+                    images = [decode_one(codec, parsed, {**overrides, "base_only": base_only}, failures, source)
+                              for source, _, parsed in chunk]
                 for (source, target, parsed), x in zip(chunk, images):
                     if x is None:
                         continue
@@ -354,9 +360,13 @@ def describe(path: Path) -> dict[str, Any]:
     info: dict[str, Any] = {
         "file": str(path), "bytes": parts.total, "version": header.version, "model_id": header.model_hex,
         "model": model_name, "mode": header.mode, "values": count, "bits": header.bits, "quality": header.quality,
-        "bits_per_value": round(parts.payload * 8 / count, 3) if count else None, "seed": header.seed,
+        "bits_per_value": round((header.layer[1] if header.layer else parts.payload) * 8 / count, 3) if count else None,
+        "seed": header.seed,
         "original_size": list(header.original_size) if header.original_size else None,
         "crop": list(header.crop) if header.crop else None,
+        "layers": ([{"layer": "base", "bytes": header.layer[1]},
+                    {"layer": "refinement", "quality": header.layer[0], "bytes": len(payload) - header.layer[1]}]
+                   if header.layer else None),
         "value_range": list(header.value_range) if header.value_range else None, "hints": header.hints,
         "layout": {"fixed": parts.fixed, "fixed_parts": parts.fixed_parts, "header": parts.header, "payload": parts.payload,
                    "payload_encoding": parts.payload_encoding},
@@ -396,6 +406,10 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 values = f"{item['values']} values, {item['bits_per_value']} bits each" if item["values"] else "values"
                 click.echo(f"  mode      {item['mode']}, {values} (entropy-coded)")
                 click.echo(f"  quality   {item['quality']}")
+            if item["layers"]:
+                base, layer = item["layers"]
+                click.echo(f"  layers    base {base['bytes']} bytes + refinement quality {layer['quality']}, "
+                           f"{layer['bytes']} bytes")
             click.echo(f"  source    {source}" + (f", face at {describe_crop(item['crop'])}" if item["crop"] else ""))
             click.echo(f"  seed      {item['seed']}")
             if item["value_range"]:

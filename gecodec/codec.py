@@ -20,7 +20,8 @@ from gecodec.container import Header
 from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, OptionError
 from gecodec.align import Placement, frame_decoded, frame_face
-from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image
+from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
+from gecodec.refine import LEVELS, check_level
 from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
 from gecodec.options import DEFAULT_BITS
@@ -78,6 +79,7 @@ class Source:
 class ParsedFile:
     header: Header
     values: torch.Tensor  # dequantized measurements, (count,)
+    layer: bytes = b""  # the refinement layer's bytes, when the file has one
 
 
 class Codec:
@@ -152,6 +154,7 @@ class Codec:
         hints: dict[str, Any] | None = None,
         quality: int | None = None,
         target_bytes: int | None = None,
+        refine: int | None = None,
     ) -> list[bytes]:
         """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each.
 
@@ -167,7 +170,18 @@ class Codec:
         framing = [source.header_fields(size) for source in (sources or [Source()] * len(images))]
         images = images.to(self.device, torch.float32)
         if rate["bits"] is None:
-            return self._encode_entropy(images, framing, seed, hints, rate["quality"], rate["target_bytes"])
+            files = self._encode_entropy(images, framing, seed, hints, rate["quality"], rate["target_bytes"])
+            if refine is not None:
+                if rate["target_bytes"] is not None:
+                    raise OptionError("give a refinement quality or target bytes, not both")
+                return self._with_layers(files, files, images, refine, None)
+            if rate["target_bytes"] is not None and self.bundle.refine is not None:
+                # Over the bytes where the base stops gaining, a layer on a default-quality base does better.
+                bases = self._encode_entropy(images, framing, seed, hints, self.bundle.entropy.default_quality, None)
+                return self._with_layers(bases, files, images, None, rate["target_bytes"])
+            return files
+        if refine is not None:
+            raise OptionError("a refinement layer needs an entropy-coded base: use a quality or target bytes, not bits")
         bits = rate["bits"]
         with torch.no_grad():
             if mode == "ge":
@@ -210,6 +224,32 @@ class Codec:
             files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
         return files
 
+    def _with_layers(self, bases: list[bytes], alone: list[bytes], images: torch.Tensor, level: int | None,
+                     target_bytes: int | None) -> list[bytes]:
+        """Each base file with a refinement layer at ``level``; or, for target bytes, with the finest layer that
+        keeps it within them, or else the file of ``alone`` (the base alone at the largest quality that fits)."""
+        refine = self.bundle.refine
+        if refine is None:
+            raise OptionError(f"model {self.bundle.name} has no refinement tables")
+        if level is not None:
+            check_level(level)
+        decoded = pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
+        residuals = (images.cpu().float() - decoded).numpy()
+        out = []
+        for base, fallback, residual in zip(bases, alone, residuals):
+            header, payload = container.read(base)
+
+            def file_at(chosen: int) -> bytes:
+                layer = refine.code(residual, chosen)
+                return container.write(replace(header, layer=(chosen, len(payload), refine.check_code)), payload + layer)
+
+            if level is not None:
+                out.append(file_at(level))
+            else:
+                fitting = [data for data in map(file_at, range(LEVELS)) if len(data) <= target_bytes]
+                out.append(fitting[-1] if fitting else fallback)
+        return out
+
     def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
         entropy = self.bundle.entropy
         payload = entropy.encode(entropy.quantize(values[None], quality)[0], quality)
@@ -217,10 +257,10 @@ class Codec:
 
     def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
                      count: int | None = None, quality: int | None = None, target_bytes: int | None = None,
-                     align: str = "auto", position: bool = True) -> bytes:
+                     align: str = "auto", position: bool = True, refine: int | None = None) -> bytes:
         """Encode one image (a path or a PIL image): frame the face, measure, quantize, code."""
         return self.encode_image_checked(image, False, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
-                                         target_bytes=target_bytes, align=align, position=position)[0]
+                                         target_bytes=target_bytes, align=align, position=position, refine=refine)[0]
 
     def encode_image_checked(self, image: ImageInput, check: bool = True, align: str = "auto", position: bool = True,
                              **options: Any) -> tuple[bytes, EncodeReport | None]:
@@ -256,7 +296,10 @@ class Codec:
             entropy = self.bundle.entropy
             if entropy is None:
                 raise FormatError(f"the file is entropy-coded, and model {self.bundle.model_hex} has no entropy model")
-            return ParsedFile(header, entropy.dequantize(entropy.decode(payload, header.quality), header.quality))
+            base, layer = payload, b""
+            if header.layer is not None:
+                base, layer = self._split_layer(header, payload)
+            return ParsedFile(header, entropy.dequantize(entropy.decode(base, header.quality), header.quality), layer)
         if not 2 <= header.bits <= 12:
             raise FormatError(f"unsupported bit depth {header.bits}")
         count = header.count if header.count is not None else self.bundle.m
@@ -271,6 +314,19 @@ class Codec:
         else:
             lo, hi = (torch.tensor(v, dtype=torch.float32) for v in header.value_range)
         return ParsedFile(header, dequantize(ints, lo, hi, header.bits))
+
+    def _split_layer(self, header: Header, payload: bytes) -> tuple[bytes, bytes]:
+        """A refined file's payload -> (base payload, refinement layer), once its tables are known to be here."""
+        _, base_bytes, check = header.layer
+        refine = self.bundle.refine
+        if refine is None or refine.check_code != check:
+            have = "no refinement tables" if refine is None else f"refinement tables {refine.check_code:04x}"
+            raise FormatError(f"the file's refinement layer needs tables {check:04x}, and model "
+                              f"{self.bundle.model_hex} has {have}")
+        if not base_bytes < len(payload):
+            raise FormatError(f"the base layer's {base_bytes} bytes leave no refinement layer in a "
+                              f"{len(payload)}-byte payload")
+        return payload[:base_bytes], payload[base_bytes:]
 
     def search_steps(self, parsed: ParsedFile, **overrides: Any) -> int:
         """How many search steps (the solver's, then Adam's) decoding this file takes, for progress bars."""
@@ -294,8 +350,8 @@ class Codec:
         return self.decode_parsed([self.parse(data) for data in files], batch_size, progress, **overrides)
 
     def decode_parsed(self, parsed: Sequence[ParsedFile], batch_size: int = 64, progress: Progress | None = None,
-                      **overrides: Any) -> torch.Tensor:
-        """decode_batch for files already read with parse()."""
+                      base_only: bool = False, **overrides: Any) -> torch.Tensor:
+        """decode_batch for files already read with parse(); base_only leaves refinement layers out."""
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, item in enumerate(parsed):
             h = item.header
@@ -318,7 +374,16 @@ class Codec:
                 if not bool(torch.isfinite(result.images).all()):  # never a silent black image
                     raise DecodeError(f"the search diverged to non-finite pixels (lr {options.lr}, lam {options.lam})")
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)
+        for i, item in enumerate(parsed):
+            if item.layer and not base_only:
+                out[i] = self._refined(out[i], item.layer, item.header.layer[0])
         return out
+
+    def _refined(self, base: torch.Tensor, layer: bytes, level: int) -> torch.Tensor:
+        """The base decode as 8-bit pixels (what both sides can know exactly), plus the layer's residual."""
+        pixels = pixels_to_tensor(tensor_to_pixels(base))
+        residual = torch.from_numpy(self.bundle.refine.residual(layer, level, self.image_size)).float()
+        return (pixels + residual).clamp(-1, 1)
 
     def decode_image(self, data: bytes, progress: Progress | None = None, size: int | None = None,
                      paste_into: ImageInput | None = None, **overrides: Any) -> Image.Image:

@@ -27,6 +27,7 @@ CHECKSUM_SIZE_V2 = 2
 FIXED_V2 = len(MAGIC_V2) + 1 + 4 + 1 + CHECKSUM_SIZE_V2  # magic, version, model id, quality byte, CRC-16
 HAS_EXTRAS = 0x80  # the quality byte's top bit: a msgpack extras map follows it
 MAX_QUALITY = 100
+MAX_LAYER_QUALITY = 15  # a refinement layer's qualities (gecodec.refine.LEVELS)
 MAX_HEADER_SIZE = 1024  # bytes; a longer header is rejected before it is parsed
 MAX_PAYLOAD_SIZE = 1 << 16  # bytes after decompression
 MAX_FILE_SIZE = 4 + MAX_HEADER_SIZE + MAX_PAYLOAD_SIZE + CHECKSUM_SIZE
@@ -35,8 +36,8 @@ MODES = ("ge", "cs")
 PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
-KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP = 1, 2, 3, 4, 5, 6, 7, 8
-V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP)  # version 2 codes ge mode only; its seed lives in the extras
+KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER = 1, 2, 3, 4, 5, 6, 7, 8, 9
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER)  # version 2 codes ge mode only; its seed lives in the extras
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
@@ -60,6 +61,8 @@ class Header:
     grayscale: bool = False  # the input was grayscale, so the decoder returns a grayscale image
     crop: tuple[int, int, int, int] | None = None  # the face's square in the photo, when not its centre square:
     # (centre x, centre y, side) in the photo's pixels and the rotation in tenths of a degree
+    layer: tuple[int, int, int] | None = None  # version 2: a refinement layer follows the base payload:
+    # (its quality, the base payload's length in bytes, the check code of the refinement tables it needs)
 
     @property
     def model_hex(self) -> str:
@@ -88,6 +91,8 @@ def _extras(header: Header) -> dict[int, Any]:
         extras[KEY_GRAY] = True
     if header.crop is not None:
         extras[KEY_CROP] = list(header.crop)
+    if header.layer is not None:
+        extras[KEY_LAYER] = list(header.layer)
     return extras
 
 
@@ -252,6 +257,7 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
     if not isinstance(mode_index, int) or not 0 <= mode_index < len(MODES):
         raise FormatError(f"unknown mode {mode_index!r}")
     size, value_range, crop = extras.get(KEY_SIZE), extras.get(KEY_RANGE), extras.get(KEY_CROP)
+    layer = extras.get(KEY_LAYER)
     try:
         header = Header(
             mode=MODES[mode_index],
@@ -261,6 +267,7 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
             hints=extras.get(KEY_HINTS, {}),
             grayscale=extras.get(KEY_GRAY, False),
             crop=tuple(crop) if isinstance(crop, list) else crop,
+            layer=tuple(layer) if isinstance(layer, list) else layer,
             **fixed,
         )
         _validate(header)
@@ -308,6 +315,13 @@ def _validate(header: Header) -> None:
         raise ValueError(f"quantizer range {header.value_range!r} is not two increasing finite floats")
     if header.crop is not None:
         _validate_crop(header.crop, header.original_size)
+    if header.layer is not None and not (
+        header.quality is not None and isinstance(header.layer, tuple) and len(header.layer) == 3
+        and _is_uint(header.layer[0], MAX_LAYER_QUALITY + 1) and _is_uint(header.layer[1], MAX_PAYLOAD_SIZE)
+        and header.layer[1] > 0 and _is_uint(header.layer[2], 1 << 16)
+    ):
+        raise ValueError(f"refinement layer {header.layer!r} is not [quality 0 to {MAX_LAYER_QUALITY}, base bytes, "
+                         "check code] in a version-2 file")
     if not isinstance(header.grayscale, bool):
         raise ValueError(f"grayscale flag {header.grayscale!r} is not a boolean")
     if not isinstance(header.hints, dict):

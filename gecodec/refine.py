@@ -11,6 +11,7 @@ gecodec/entropy.py). bench/results/residual/ measures it against WebP.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -94,6 +95,51 @@ class RefinementModel:
     rungs: np.ndarray  # (LEVELS, 3, 8, 8) int32: the table each coefficient takes at each quality
     radii: np.ndarray  # (RUNGS,) int32: rung r codes k in -radii[r] .. radii[r]
     frequencies: np.ndarray  # int32: the rungs' tables one after another, each summing to TABLE_TOTAL
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ValueError unless the tables are usable: shapes agree, rungs exist, each table sums right."""
+        if self.scales.shape != (3, BLOCK, BLOCK) or self.rungs.shape != (LEVELS, 3, BLOCK, BLOCK) \
+                or self.radii.shape != (RUNGS,) or self.frequencies.ndim != 1:
+            raise ValueError("refinement model tensors have inconsistent shapes")
+        if not (self.scales > 0).all() or self.rungs.min() < 0 or self.rungs.max() >= RUNGS:
+            raise ValueError("refinement model scales or rungs are out of range")
+        if self.radii.min() < 0 or self.radii.max() > 1 << 14 or int(self._offsets[-1]) != self.frequencies.size:
+            raise ValueError("refinement model tables do not match their radii")
+        for rung in range(RUNGS):
+            table = self.frequencies[self._offsets[rung] : self._offsets[rung + 1]]
+            if table.min() < 1 or int(table.sum()) != TABLE_TOTAL:
+                raise ValueError(f"refinement table {rung} does not sum to {TABLE_TOTAL} with every entry at least 1")
+
+    @cached_property
+    def check_code(self) -> int:
+        """16 bits of the tables' SHA-256: a refined file names the tables it was coded with."""
+        sha = hashlib.sha256()
+        for name, array in sorted(self.to_arrays().items()):
+            sha.update(name.encode() + np.ascontiguousarray(array).tobytes())
+        return int.from_bytes(sha.digest()[:2], "big")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"refine.scales": self.scales, "refine.rungs": self.rungs, "refine.radii": self.radii,
+                "refine.frequencies": self.frequencies}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RefinementModel:
+        return cls(scales=np.asarray(arrays["refine.scales"], np.float32), rungs=np.asarray(arrays["refine.rungs"], np.int32),
+                   radii=np.asarray(arrays["refine.radii"], np.int32),
+                   frequencies=np.asarray(arrays["refine.frequencies"], np.int32))
+
+    def code(self, residual: np.ndarray, level: int) -> bytes:
+        """One image's residual (3, H, W) in [-1, 1] units -> the layer's bytes."""
+        planes = self.quantize(analyse(residual[None].astype(np.float64) * 127.5), level)
+        return self.encode([k[0] for k in planes], level)
+
+    def residual(self, data: bytes, level: int, size: int) -> np.ndarray:
+        """The layer's bytes -> the residual (3, size, size) in [-1, 1] units that it codes."""
+        integers = self.decode(data, level, (size // BLOCK) ** 2)
+        return synthesise([k[None] for k in self.dequantize(integers, level)], size)[0] / 127.5
 
     @cached_property
     def _offsets(self) -> np.ndarray:

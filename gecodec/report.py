@@ -40,7 +40,10 @@ class EncodeReport:
 
 
 def expected_psnr(bundle: Bundle, header: Header) -> float | None:
-    """The card's validation PSNR for files like this one: interpolated along the quality curve, or at 8 bits."""
+    """The card's validation PSNR for files like this one: interpolated along the quality curve, or at 8 bits.
+    None for a refined file: the card has no figure for those yet."""
+    if header.layer is not None:
+        return None
     if header.quality is not None:
         curve = bundle.card.get("rate", {}).get("val_curve") or []
         if not curve:

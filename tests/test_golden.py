@@ -32,7 +32,7 @@ def set_bundle(set_name: str, file_name: str) -> Bundle:
 
 def test_every_golden_set_has_files_and_the_bundle_it_was_made_with():
     assert {"expected.json", "expected-joint.json", "expected-default-v2.json", "expected-entropy.json",
-            "expected-default-v3.json", "expected-crop.json"} <= set(SETS)
+            "expected-default-v3.json", "expected-crop.json", "expected-refine.json"} <= set(SETS)
     for set_name, spec in SETS.items():
         assert spec["files"]
         assert set_bundle(set_name, next(iter(spec["files"]))).sha256 == spec["bundle_sha256"]
@@ -52,11 +52,12 @@ def test_golden_file_header_and_values(set_name, name):
     assert header.hints == want["hints"]
     assert header.quality == want.get("quality")
     assert header.crop == (tuple(want["crop"]) if "crop" in want else None)
+    assert header.layer == (tuple(want["layer"]) if "layer" in want else None)
     bundle = set_bundle(set_name, name)
     if header.quality is None:
         values = unpack_bits(payload, header.count or bundle.m, header.bits)
     else:  # the entropy-coded symbols, under the tables of the bundle the file was made with
-        values = bundle.entropy.decode(payload, header.quality)
+        values = bundle.entropy.decode(payload[: header.layer[1]] if header.layer else payload, header.quality)
     assert values.tolist() == spec["values"]
 
 

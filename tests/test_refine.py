@@ -55,3 +55,89 @@ def test_a_damaged_layer_is_an_error_not_a_noisy_image(model):
             model.decode(bad, 10, 64)
     with pytest.raises(OptionError):
         model.steps(LEVELS)
+
+
+@pytest.fixture(scope="module")
+def codec():
+    from gecodec.bundle import load_model
+    from gecodec.codec import Codec
+
+    return Codec(load_model(), "cpu")
+
+
+@pytest.fixture(scope="module")
+def faces():
+    from PIL import Image
+
+    from conftest import ROOT
+    from gecodec.imageio import pixels_to_tensor
+
+    strip = np.asarray(Image.open(ROOT / "tests" / "data" / "faces.png").convert("RGB"))
+    return torch.stack([pixels_to_tensor(strip[:, 64 * i : 64 * i + 64]) for i in range(4)])
+
+
+def test_a_refined_file_decodes_past_its_base_and_the_base_alone_still_decodes(codec, faces):
+    from gecodec import container
+    from gecodec.metrics import psnr_8bit
+
+    base = codec.encode_batch(faces)
+    refined = codec.encode_batch(faces, refine=6)
+    header, payload = container.read(refined[0])
+    assert header.layer == (6, len(container.read(base[0])[1]), codec.bundle.refine.check_code)
+    assert payload.startswith(container.read(base[0])[1])  # the base layer is the base file's payload
+    full, alone, base_decoded = (codec.decode_batch(refined), codec.decode_batch(refined, base_only=True),
+                                 codec.decode_batch(base))
+    assert torch.equal(alone, base_decoded)
+    assert float(psnr_8bit(full, faces).mean()) > float(psnr_8bit(base_decoded, faces).mean()) + 3
+    finer = codec.decode_batch(codec.encode_batch(faces, refine=LEVELS - 1))
+    assert float(psnr_8bit(finer, faces).mean()) > float(psnr_8bit(full, faces).mean())
+
+
+def test_target_bytes_spans_the_layers(codec, faces):
+    from gecodec import container
+
+    for target in (60, 100, 300, 700):
+        files = codec.encode_batch(faces, target_bytes=target)
+        assert all(len(f) <= target for f in files)
+        layered = [container.read(f)[0].layer is not None for f in files]
+        assert all(layered) == (target >= 300) and any(layered) == (target >= 300)
+    with pytest.raises(OptionError, match="not both"):
+        codec.encode_batch(faces, target_bytes=300, refine=3)
+    with pytest.raises(OptionError, match="entropy-coded base"):
+        codec.encode_batch(faces, bits=8, refine=3)
+
+
+def test_a_layer_for_other_tables_or_cut_short_is_refused(codec, faces):
+    from dataclasses import replace
+
+    from gecodec import container
+
+    header, payload = container.read(codec.encode_batch(faces[:1], refine=4)[0])
+    level, base_bytes, check = header.layer
+    for bad_layer in ((level, base_bytes, check ^ 1), (level, len(payload), check)):
+        with pytest.raises(FormatError):
+            codec.parse(container.write(replace(header, layer=bad_layer), payload))
+    with pytest.raises(FormatError):  # the layer's last byte lost
+        codec.decode_batch([container.write(header, payload[:-1].rstrip(b"\0"))])
+
+
+def test_the_command_line_adds_shows_and_leaves_out_a_layer(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from conftest import ROOT
+    from gecodec.cli import main
+
+    Image.open(ROOT / "tests" / "data" / "faces.png").crop((0, 0, 64, 64)).save(tmp_path / "face.png")
+    run = CliRunner().invoke
+    assert run(main, ["encode", str(tmp_path / "face.png"), "--refine", "3", "--no-check"]).exit_code == 0
+    info = run(main, ["info", str(tmp_path / "face.gec")])
+    assert "refinement quality 3" in info.output
+    full, base = tmp_path / "full.png", tmp_path / "base.png"
+    assert run(main, ["decode", str(tmp_path / "face.gec"), "-o", str(full), "-q"]).exit_code == 0
+    assert run(main, ["decode", str(tmp_path / "face.gec"), "-o", str(base), "-q", "--base-only"]).exit_code == 0
+    original = np.asarray(Image.open(tmp_path / "face.png"), np.float64)
+    errors = [np.mean((np.asarray(Image.open(p), np.float64) - original) ** 2) for p in (full, base)]
+    assert errors[0] < 0.75 * errors[1]
+    result = run(main, ["encode", str(tmp_path / "face.png"), "--refine", "16", "-f"])
+    assert result.exit_code == 2 and "16 is not in the range 0<=x<=15" in result.output

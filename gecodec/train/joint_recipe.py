@@ -11,8 +11,8 @@ range (stage 2 starts from stage 1's export, RUN_DIR/stage1.safetensors, in RUN_
 Each call continues the run in --run-dir; --until-minutes stops early so that each call fits a session.
 Once the 120 minutes are spent, --out exports the bundle with the decode schedule below (50 Adam iterations from
 the learned start: within 0.02 dB of the 500 x 2 search in that comparison), its entropy model, its validation
-figures, its default quality, and the eye positions of its training crops (gecodec.train.geometry, which needs
-the align extra) for framing faces in photos.
+figures, its default quality, the eye positions of its training crops (gecodec.train.geometry, which needs
+the align extra) for framing faces in photos, and its refinement tables (gecodec.train.refine_tables).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
 from gecodec.train.geometry import GEOMETRY_IMAGES, measure_geometry, store_geometry
 from gecodec.train.joint import JointTrainConfig, export_joint, train_joint
+from gecodec.train.refine_tables import REFINE_IMAGES, store_refinement
 
 NAME = "celeba64-default"
 START = "93851b1c"  # the G and EN the joint run starts from: celeba64-v2
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     bundle = export_joint(state, args.out, NAME, train, str(args.data / "train"), DECODE, val,
                           made_by="python -m gecodec.train.joint_recipe", stages=stages)
     store_geometry(args.out, *measure_geometry(train[:GEOMETRY_IMAGES]))
+    store_refinement(args.out, to_float(train[:REFINE_IMAGES]))
     print(f"wrote {args.out} (id {bundle.model_hex}) in {(time.monotonic() - started) / 60:.1f} min; "
           f"val GE PSNR {bundle.card['val'].get('ge_real', {}).get('psnr')} dB")
 
