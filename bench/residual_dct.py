@@ -29,7 +29,7 @@ from gecodec.metrics import psnr_8bit
 from gecodec.refine import LEVELS, analyse, fit_refinement, synthesise
 from gecodec.train.data import load_images, to_float
 
-LAYER_HEADER = 3  # about: a msgpack [quality, base payload length] in the header
+LAYER_HEADER = 3  # a lower bound: a file's key 9 ([quality, base bytes, check]) takes 6 to 8 bytes
 
 
 def base_layer(codec: Codec, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
