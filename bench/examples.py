@@ -1,9 +1,10 @@
-"""A picture of what the codec does: originals, GE decodes at two sizes, CSGM, and the smallest WebP files.
+"""A picture of what the codec does: originals, GE decodes at three sizes, CSGM, and WebP at two.
 
     python -m bench.examples --data ../shared/data/celeba64/val --n 8
 
 Writes bench/results/examples.png (rows: original; GE at the model's default rate; GE with --target-bytes 60
-(models with an entropy model); CSGM, m = 128 at 8 bits; WebP at quality 0, its smallest files) and
+(models with an entropy model); CSGM, m = 128 at 8 bits; WebP at quality 0, its smallest files; GE with
+--target-bytes 250 (a refinement layer, for models with one); WebP at quality 5, about 274 bytes) and
 examples.json with the bytes, PSNR and MSE of each image.
 """
 
@@ -28,12 +29,12 @@ from gecodec.train.grid import save_grid
 RESULTS = Path(__file__).parent / "results"
 
 
-def webp_smallest(images: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
-    """WebP at quality 0 through Pillow: its smallest files, and their decodes."""
+def webp(images: torch.Tensor, quality: int) -> tuple[list[bytes], torch.Tensor]:
+    """WebP through Pillow at a quality (0: its smallest files), and the decodes."""
     files, decoded = [], []
     for pixels in tensor_to_pixels(images):
         buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="WEBP", quality=0)
+        Image.fromarray(pixels).save(buffer, format="WEBP", quality=quality)
         files.append(buffer.getvalue())
         decoded.append(pixels_to_tensor(np.asarray(Image.open(io.BytesIO(files[-1])).convert("RGB"))))
     return files, torch.stack(decoded)
@@ -53,14 +54,17 @@ def main(argv: list[str] | None = None) -> None:
     originals = to_float(load_images(args.data, codec.image_size, limit=args.n))
     names = image_source(args.data)[0][: args.n]
     rows, report = [originals], {"model": codec.bundle.name, "cs_bits": args.bits, "images": names}
-    settings = {"ge": {}, "ge_60_bytes": {"target_bytes": 60}, "cs": {"mode": "cs", "bits": args.bits}}
+    settings = {"ge": {}, "ge_60_bytes": {"target_bytes": 60}, "cs": {"mode": "cs", "bits": args.bits},
+                "webp": 0, "ge_250_bytes": {"target_bytes": 250}, "webp_q5": 5}
     if codec.bundle.entropy is None:
         del settings["ge_60_bytes"]
-    for name in (*settings, "webp"):
-        if name == "webp":
-            files, decoded = webp_smallest(originals)
+    if codec.bundle.refine is None:
+        del settings["ge_250_bytes"]
+    for name, setting in settings.items():
+        if name.startswith("webp"):
+            files, decoded = webp(originals, setting)
         else:
-            files = codec.encode_batch(originals, **settings[name])
+            files = codec.encode_batch(originals, **setting)
             decoded = codec.decode_batch(files)
         rows.append(decoded)
         report[name] = {"bytes": [len(f) for f in files], "psnr": [round(float(v), 2) for v in psnr_8bit(decoded, originals)],
