@@ -203,10 +203,11 @@ def search_options_group(command: Callable) -> Callable:
 @click.option("--quality", type=click.IntRange(0, container.MAX_QUALITY), default=None,
               help="0 (smallest) to 100 (best): an entropy-coded file. Default: the model's default quality.")
 @click.option("--target-bytes", type=click.IntRange(1), default=None,
-              help="The largest quality whose file fits in this many bytes.")
+              help="The best file that fits in this many bytes: the largest quality, and from about 150 bytes "
+                   "(for a model with refinement tables) the finest refinement layer that fits.")
 @click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_QUALITY), default=None,
               help="Add a refinement layer of this quality, 0 (smallest) to 15 (best), on top of the base file: "
-                   "larger files, past what the generator can draw. --target-bytes adds one when it fits.")
+                   "larger files (about 150 to 1,560 bytes), past what the generator can draw.")
 @click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=None,
               help=f"Fixed-length values of this many bits (version-1 files; the default, {DEFAULT_BITS}, for cs "
                    "mode and for models without an entropy model).")

@@ -43,14 +43,14 @@ class GecImageFile(ImageFile.ImageFile):
 
 
 def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    """Encode with the default model; pass quality=Q, target_bytes=N, bits=N, mode="cs", seed=N, model=NAME,
-    align="auto"|"none"|"require" or position=False as save() options.
+    """Encode with the default model; pass quality=Q, target_bytes=N, refine=L, bits=N, mode="cs", seed=N,
+    model=NAME, align="auto"|"none"|"require" or position=False as save() options.
 
     The file is written only once encoding has succeeded. Pillow itself, though, truncates an existing file
     before it calls any plugin, so Image.save(path) cannot be atomic: for that, write gecodec.encode's bytes
     (or use gec encode, which writes a temporary file and renames it).
     """
-    keys = ("model", "quality", "target_bytes", "bits", "mode", "seed", "align", "position")
+    keys = ("model", "quality", "target_bytes", "bits", "mode", "seed", "align", "position", "refine")
     options = {k: image.encoderinfo[k] for k in keys if k in image.encoderinfo}
     fp.write(api.encode(image, **options))
 

@@ -141,3 +141,17 @@ def test_the_command_line_adds_shows_and_leaves_out_a_layer(tmp_path):
     assert errors[0] < 0.75 * errors[1]
     result = run(main, ["encode", str(tmp_path / "face.png"), "--refine", "16", "-f"])
     assert result.exit_code == 2 and "16 is not in the range 0<=x<=15" in result.output
+
+
+def test_pillow_saves_a_refined_file(tmp_path):
+    from PIL import Image
+
+    import gecodec.pil  # noqa: F401
+    from conftest import ROOT
+    from gecodec import container
+
+    face = Image.open(ROOT / "tests" / "data" / "faces.png").convert("RGB").crop((64, 0, 128, 64))
+    face.save(tmp_path / "face.gec", refine=2)
+    assert container.read((tmp_path / "face.gec").read_bytes())[0].layer[0] == 2
+    with Image.open(tmp_path / "face.gec") as decoded:
+        assert decoded.size == (64, 64)
