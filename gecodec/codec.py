@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
@@ -29,6 +30,9 @@ from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack
 from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
 
+SPLIT_QUALITIES = (30, 45, 60)  # the base qualities --target-bytes tries under a refinement layer
+SMALLEST_LAYER = 60  # bytes: bases that leave less room are not tried (the coarsest layer averages 61 on a
+# quality-60 base, more on coarser ones), so that small targets cost no extra decodes
 GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
 
 
@@ -174,11 +178,11 @@ class Codec:
             if refine is not None:
                 if rate["target_bytes"] is not None:
                     raise OptionError("give a refinement quality or target bytes, not both")
-                return self._with_layers(files, files, images, refine, None)
+                return self._with_layers(files, images.cpu(), refine)
             if rate["target_bytes"] is not None and self.bundle.refine is not None:
-                # Over the bytes where the base stops gaining, a layer on a default-quality base does better.
-                bases = self._encode_entropy(images, framing, seed, hints, self.bundle.entropy.default_quality, None)
-                return self._with_layers(bases, files, images, None, rate["target_bytes"])
+                candidates = [self._encode_entropy(images, framing, seed, hints, quality, None)
+                              for quality in SPLIT_QUALITIES]
+                return self._best_split(candidates, files, images.cpu(), rate["target_bytes"])
             return files
         if refine is not None:
             raise OptionError("a refinement layer needs an entropy-coded base: use a quality or target bytes, not bits")
@@ -224,31 +228,44 @@ class Codec:
             files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
         return files
 
-    def _with_layers(self, bases: list[bytes], alone: list[bytes], images: torch.Tensor, level: int | None,
-                     target_bytes: int | None) -> list[bytes]:
-        """Each base file with a refinement layer at ``level``; or, for target bytes, with the finest layer that
-        keeps it within them, or else the file of ``alone`` (the base alone at the largest quality that fits)."""
-        refine = self.bundle.refine
-        if refine is None:
+    def _with_layers(self, bases: list[bytes], images: torch.Tensor, level: int) -> list[bytes]:
+        """Each base file with a refinement layer at ``level``."""
+        check_level(level)
+        decoded = self._base_pixels(bases)
+        return [self._layered(base, image - pixels, level)[0] for base, image, pixels in zip(bases, images, decoded)]
+
+    def _best_split(self, candidates: list[list[bytes]], alone: list[bytes], images: torch.Tensor,
+                    target_bytes: int) -> list[bytes]:
+        """Per image, the file within target_bytes that decodes closest to it: a base of one of the candidate
+        qualities with the finest layer that fits, or else ``alone`` (the base at the largest quality that fits).
+        The encoder knows each file's decode exactly, so it compares them directly."""
+        best: list[tuple[float, bytes]] = [(math.inf, data) for data in alone]
+        for bases in candidates:
+            if all(len(base) + SMALLEST_LAYER > target_bytes for base in bases):
+                continue  # no layer fits on these bases: skip their decode
+            for i, (base, pixels) in enumerate(zip(bases, self._base_pixels(bases))):
+                for level in range(LEVELS):
+                    data, layer = self._layered(base, images[i] - pixels, level)
+                    if len(data) > target_bytes:
+                        break  # finer layers are larger
+                    residual = torch.from_numpy(self.bundle.refine.residual(layer, level, self.image_size)).float()
+                    error = float((((pixels + residual).clamp(-1, 1) - images[i]) ** 2).mean())
+                    if error < best[i][0]:
+                        best[i] = (error, data)
+        return [data for _, data in best]
+
+    def _base_pixels(self, bases: list[bytes]) -> torch.Tensor:
+        """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU."""
+        if self.bundle.refine is None:
             raise OptionError(f"model {self.bundle.name} has no refinement tables")
-        if level is not None:
-            check_level(level)
-        decoded = pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
-        residuals = (images.cpu().float() - decoded).numpy()
-        out = []
-        for base, fallback, residual in zip(bases, alone, residuals):
-            header, payload = container.read(base)
+        return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
 
-            def file_at(chosen: int) -> bytes:
-                layer = refine.code(residual, chosen)
-                return container.write(replace(header, layer=(chosen, len(payload), refine.check_code)), payload + layer)
-
-            if level is not None:
-                out.append(file_at(level))
-            else:
-                fitting = [data for data in map(file_at, range(LEVELS)) if len(data) <= target_bytes]
-                out.append(fitting[-1] if fitting else fallback)
-        return out
+    def _layered(self, base: bytes, residual: torch.Tensor, level: int) -> tuple[bytes, bytes]:
+        """A base file with a refinement layer of ``residual`` added: (the file, the layer's bytes)."""
+        refine = self.bundle.refine
+        header, payload = container.read(base)
+        layer = refine.code(residual.numpy(), level)
+        return container.write(replace(header, layer=(level, len(payload), refine.check_code)), payload + layer), layer
 
     def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
         entropy = self.bundle.entropy

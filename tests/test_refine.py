@@ -93,14 +93,22 @@ def test_a_refined_file_decodes_past_its_base_and_the_base_alone_still_decodes(c
     assert float(psnr_8bit(finer, faces).mean()) > float(psnr_8bit(full, faces).mean())
 
 
-def test_target_bytes_spans_the_layers(codec, faces):
-    from gecodec import container
+def test_target_bytes_spans_the_layers_and_picks_the_closest_file(codec, faces):
+    from dataclasses import replace
 
+    from gecodec import container
+    from gecodec.codec import Codec
+
+    base_only = Codec(replace(codec.bundle, refine=None), "cpu")
     for target in (60, 100, 300, 700):
         files = codec.encode_batch(faces, target_bytes=target)
         assert all(len(f) <= target for f in files)
         layered = [container.read(f)[0].layer is not None for f in files]
-        assert all(layered) == (target >= 300) and any(layered) == (target >= 300)
+        assert not any(layered) if target == 60 else all(layered) if target >= 300 else True
+        error = ((codec.decode_batch(files) - faces) ** 2).mean(dim=(1, 2, 3))
+        alone = ((base_only.decode_batch(base_only.encode_batch(faces, target_bytes=target)) - faces) ** 2).mean(
+            dim=(1, 2, 3))
+        assert bool((error <= alone + 1e-6).all())
     with pytest.raises(OptionError, match="not both"):
         codec.encode_batch(faces, target_bytes=300, refine=3)
     with pytest.raises(OptionError, match="entropy-coded base"):
