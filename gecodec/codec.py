@@ -165,6 +165,8 @@ class Codec:
         Rate: ``quality`` (0..100) or ``target_bytes`` (the largest quality whose file fits) give entropy-coded
         version-2 files; ``bits`` gives version-1 files of fixed-length values. At most one; the default is the
         model's default quality, or 8 bits for a model without an entropy model (and in cs mode).
+        ``refine`` (0..15) adds a refinement layer to entropy-coded files; with ``target_bytes``, a model with
+        refinement tables picks per image the base and layer that decode closest within the budget.
         sources describe each image's picture: its size, where the face lies in it, and its greyness.
         """
         rate = self.rate_settings(bits, quality, target_bytes, mode)
@@ -248,8 +250,7 @@ class Codec:
                     data, layer = self._layered(base, images[i] - pixels, level)
                     if len(data) > target_bytes:
                         break  # finer layers are larger
-                    residual = torch.from_numpy(self.bundle.refine.residual(layer, level, self.image_size)).float()
-                    error = float((((pixels + residual).clamp(-1, 1) - images[i]) ** 2).mean())
+                    error = float(((self._refined(pixels, layer, level) - images[i]) ** 2).mean())  # the decode
                     if error < best[i][0]:
                         best[i] = (error, data)
         return [data for _, data in best]
