@@ -10,8 +10,10 @@ encoder and decoder build bit-identical coders from them on every platform. See 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import constriction
 import numpy as np
@@ -19,6 +21,7 @@ import torch
 
 from gecodec.errors import FormatError, OptionError
 
+T = TypeVar("T")
 QUALITIES = 101  # quality 0 (smallest files) .. 100 (largest)
 TABLE_TOTAL = 1 << 16  # every table's frequencies sum to this; each is at least 1
 DENSITIES = ("gaussian", "laplace", "empirical")
@@ -79,10 +82,8 @@ class EntropyModel:
         return {}
 
     def _model(self, quality: int) -> constriction.stream.model.Categorical:
-        # frequency / 2^16 is exact in float64, so both sides hand constriction identical probabilities.
         if quality not in self._models:
-            probabilities = self.table(quality).astype(np.float64) / TABLE_TOTAL
-            self._models[quality] = constriction.stream.model.Categorical(probabilities, perfect=False)
+            self._models[quality] = categorical(self.table(quality))
         return self._models[quality]
 
     def step(self, quality: int) -> torch.Tensor:
@@ -101,24 +102,15 @@ class EntropyModel:
         return self.mean + k * self.step(quality)
 
     def encode(self, symbols: np.ndarray, quality: int) -> bytes:
-        """One file's symbols -> payload bytes: the ANS words, little-endian, without trailing zero bytes."""
+        """One file's symbols -> payload bytes (ans_bytes)."""
         coder = constriction.stream.stack.AnsCoder()
         coder.encode_reverse(np.ascontiguousarray(symbols, dtype=np.int32), self._model(check_quality(quality)))
-        return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+        return ans_bytes(coder)
 
     def decode(self, payload: bytes, quality: int) -> np.ndarray:
         """Payload bytes -> the m symbols; FormatError unless they use up the payload exactly."""
-        if not payload or payload[-1] == 0:
-            raise FormatError("entropy-coded payload is empty or ends in a zero byte")
-        padded = payload + b"\0" * (-len(payload) % 4)
-        try:
-            coder = constriction.stream.stack.AnsCoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
-            symbols = coder.decode(self._model(check_quality(quality)), self.m)
-            exact = coder.is_empty()
-        except (ValueError, RuntimeError, AssertionError) as exc:
-            raise FormatError(f"entropy-coded payload does not decode ({exc})") from None
-        if not exact:
-            raise FormatError("entropy-coded payload does not match its measurements (truncated or trailing bytes)")
+        model = self._model(check_quality(quality))
+        symbols = ans_decode(payload, "entropy-coded payload", "measurements", lambda coder: coder.decode(model, self.m))
         return np.asarray(symbols, dtype=np.int32)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
@@ -130,6 +122,40 @@ class EntropyModel:
         return cls(mean=tensors["entropy.mean"].float(), scale=tensors["entropy.scale"].float(),
                    steps=tensors["entropy.steps"].float(), radii=tensors["entropy.radii"].to(torch.int32),
                    frequencies=tensors["entropy.frequencies"].to(torch.int32), default_quality=default_quality)
+
+
+def categorical(table: np.ndarray) -> constriction.stream.model.Categorical:
+    """constriction's model of an integer table summing to TABLE_TOTAL: frequency / 2^16 is exact in float64,
+    so encoder and decoder hand constriction identical probabilities on every platform."""
+    return constriction.stream.model.Categorical(table.astype(np.float64) / TABLE_TOTAL, perfect=False)
+
+
+def ans_bytes(coder: constriction.stream.stack.AnsCoder) -> bytes:
+    """An ANS coder's words, little-endian, without trailing zero bytes (so a payload never ends in one)."""
+    return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+
+
+def ans_decode(payload: bytes, what: str, items: str, pop: Callable[[constriction.stream.stack.AnsCoder], T]) -> T:
+    """Read ans_bytes back and pop what ``pop`` pops; FormatError unless that uses up the payload exactly (a
+    truncated payload, or one with bytes left over, is an error, not noise)."""
+    if not payload or payload[-1] == 0:
+        raise FormatError(f"{what} is empty or ends in a zero byte")
+    padded = payload + b"\0" * (-len(payload) % 4)
+    try:
+        coder = constriction.stream.stack.AnsCoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+        popped = pop(coder)
+        exact = coder.is_empty()
+    except (ValueError, RuntimeError, AssertionError) as exc:
+        raise FormatError(f"{what} does not decode ({exc})") from None
+    if not exact:
+        raise FormatError(f"{what} does not match its {items} (truncated or trailing bytes)")
+    return popped
+
+
+def laplace_cdf(t: np.ndarray) -> np.ndarray:
+    """The CDF of a unit-scale Laplace (density exp(-|t|) / 2)."""
+    tail = 0.5 * np.exp(-np.abs(t))
+    return np.where(t < 0, tail, 1 - tail)
 
 
 def quality_steps() -> torch.Tensor:
@@ -147,8 +173,7 @@ def bin_probabilities(normalized: np.ndarray | None, density: str, step: float, 
     if density == "gaussian":
         cdf = np.array([0.5 * math.erfc(-e / math.sqrt(2)) for e in edges])
     elif density == "laplace":
-        b = 1 / math.sqrt(2)
-        cdf = np.where(edges < 0, 0.5 * np.exp(edges / b), 1 - 0.5 * np.exp(-edges / b))
+        cdf = laplace_cdf(edges / (1 / math.sqrt(2)))  # unit variance: scale 1 / sqrt(2)
     elif density == "empirical":
         cdf = np.searchsorted(normalized, edges, side="right") / normalized.size
     else:

@@ -20,8 +20,8 @@ import constriction
 import numpy as np
 import torch
 
-from gecodec.entropy import TABLE_TOTAL, integer_table
-from gecodec.errors import FormatError, OptionError
+from gecodec.entropy import TABLE_TOTAL, ans_bytes, ans_decode, categorical, integer_table, laplace_cdf
+from gecodec.errors import OptionError
 
 BLOCK = 8
 LEVELS = 16  # refinement qualities
@@ -147,10 +147,7 @@ class RefinementModel:
 
     @cached_property
     def _models(self) -> list[constriction.stream.model.Categorical]:
-        # frequency / 2^16 is exact in float64, so both sides hand constriction identical probabilities.
-        return [constriction.stream.model.Categorical(
-            self.frequencies[self._offsets[r] : self._offsets[r + 1]].astype(np.float64) / TABLE_TOTAL, perfect=False)
-            for r in range(RUNGS)]
+        return [categorical(self.frequencies[self._offsets[r] : self._offsets[r + 1]]) for r in range(RUNGS)]
 
     def steps(self, level: int) -> np.ndarray:
         """(8, 8) quantizer steps at a refinement quality."""
@@ -166,50 +163,43 @@ class RefinementModel:
         steps = self.steps(level)
         return [k * steps for k in integers]
 
-    def _groups(self, integers: list[np.ndarray], level: int) -> list[tuple[int, np.ndarray]]:
-        """One image's integers grouped by table, in a fixed order: (rung, symbols k + radius)."""
+    def _flat_rungs(self, level: int, blocks: int) -> np.ndarray:
+        """The table of each of an image's coefficients, in coding order: Y's blocks, then Cb's, then Cr's."""
         rungs = self.rungs[check_level(level)]
-        flat_rungs = np.concatenate([np.broadcast_to(rungs[i], k.shape).ravel() for i, k in enumerate(integers)])
-        flat = np.concatenate([k.ravel() for k in integers])
-        return [(int(r), (flat[flat_rungs == r] + self.radii[r]).astype(np.int32)) for r in np.unique(flat_rungs)]
+        counts = (blocks, blocks // 4, blocks // 4)
+        return np.concatenate([np.broadcast_to(rungs[i], (n, BLOCK, BLOCK)).ravel() for i, n in enumerate(counts)])
 
     def encode(self, integers: list[np.ndarray], level: int) -> bytes:
-        """One image's integers (planes of shape (blocks, 8, 8)) -> bytes: ANS words, little-endian, without
-        trailing zero bytes. Groups go in reverse, so that the decoder reads them in order."""
+        """One image's integers (planes of shape (blocks, 8, 8)) -> bytes (entropy.ans_bytes), grouped by table
+        in increasing order; groups go in reverse, so that the decoder pops them in order."""
+        flat_rungs = self._flat_rungs(level, len(integers[0]))
+        flat = np.concatenate([k.ravel() for k in integers])
         coder = constriction.stream.stack.AnsCoder()
-        for rung, symbols in reversed(self._groups(integers, level)):
-            coder.encode_reverse(symbols, self._models[rung])
-        return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+        for rung in np.unique(flat_rungs)[::-1]:
+            coder.encode_reverse((flat[flat_rungs == rung] + self.radii[rung]).astype(np.int32), self._models[rung])
+        return ans_bytes(coder)
 
     def decode(self, payload: bytes, level: int, blocks: int) -> list[np.ndarray]:
         """Bytes -> the integers of an image with ``blocks`` luma blocks; FormatError unless they use up the
         payload exactly (a truncated layer is an error, not a noisy image)."""
-        if not payload or payload[-1] == 0:
-            raise FormatError("refinement payload is empty or ends in a zero byte")
-        shapes = [(blocks, BLOCK, BLOCK), (blocks // 4, BLOCK, BLOCK), (blocks // 4, BLOCK, BLOCK)]
-        rungs = self.rungs[check_level(level)]
-        flat_rungs = np.concatenate([np.broadcast_to(rungs[i], shape).ravel() for i, shape in enumerate(shapes)])
-        flat = np.empty(flat_rungs.shape, dtype=np.int64)
-        padded = payload + b"\0" * (-len(payload) % 4)
-        try:
-            coder = constriction.stream.stack.AnsCoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+        flat_rungs = self._flat_rungs(level, blocks)
+
+        def pop(coder: constriction.stream.stack.AnsCoder) -> np.ndarray:
+            flat = np.empty(flat_rungs.shape, dtype=np.int64)
             for rung in np.unique(flat_rungs):
                 where = flat_rungs == rung
                 flat[where] = coder.decode(self._models[rung], int(where.sum())) - self.radii[rung]
-            exact = coder.is_empty()
-        except (ValueError, RuntimeError, AssertionError) as exc:
-            raise FormatError(f"refinement payload does not decode ({exc})") from None
-        if not exact:
-            raise FormatError("refinement payload does not match its coefficients (truncated or trailing bytes)")
-        sizes = np.cumsum([0] + [int(np.prod(shape)) for shape in shapes])
-        return [flat[sizes[i] : sizes[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+            return flat
+
+        flat = ans_decode(payload, "refinement payload", "coefficients", pop)
+        luma, chroma = blocks * BLOCK * BLOCK, blocks // 4 * BLOCK * BLOCK
+        return [flat[:luma].reshape(blocks, BLOCK, BLOCK), flat[luma : luma + chroma].reshape(-1, BLOCK, BLOCK),
+                flat[luma + chroma :].reshape(-1, BLOCK, BLOCK)]
 
 
 def laplace_bins(step: float, radius: int) -> np.ndarray:
     """P(k), k = -radius .. radius, of a unit-scale Laplace quantized with ``step``; the end bins take the tails."""
-    edges = (np.arange(-radius, radius) + 0.5) * step
-    tail = 0.5 * np.exp(-np.abs(edges))
-    cdf = np.where(edges < 0, tail, 1 - tail)
+    cdf = laplace_cdf((np.arange(-radius, radius) + 0.5) * step)
     return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
 
 
