@@ -26,6 +26,7 @@ from gecodec.options import ALIGN_MODES, MAX_OUTPUT_SIDE, MIN_OUTPUT_SIDE
 DETECT_SIDE = 1024  # photos are searched for faces at most this large: HOG finds faces of about 80 px and up
 RETRY_ANGLES = (-30.0, 30.0)  # when no upright face is found, the photo is searched again turned this far
 FEATHER = 0.06  # the pasted face fades into the photo over this share of its side
+NO_DETECTOR = "face alignment needs pip install 'gecodec[align]'; using the centre crop"  # the same for every photo
 
 
 Point = tuple[float, float]
@@ -266,7 +267,7 @@ def frame_face(photo: Image.Image, geometry: CropGeometry | None, size: int, mod
     elif not alignment_available():
         if mode == "require":
             _dlib_models()  # raises the missing-extra error
-        note = "face alignment needs pip install 'gecodec[align]'"
+        note = NO_DETECTOR
     else:
         eyes = find_eyes(photo)
         if eyes is not None:
@@ -275,4 +276,5 @@ def frame_face(photo: Image.Image, geometry: CropGeometry | None, size: int, mod
         note = "no face found"
     if mode == "require":
         raise ImageError(f"{note}, and alignment was required")
-    return Framed(centre_crop(photo, size), centre, "centre", f"{note}; using the centre crop")
+    why = note if note == NO_DETECTOR else f"{note}; using the centre crop"
+    return Framed(centre_crop(photo, size), centre, "centre", why)

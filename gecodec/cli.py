@@ -282,9 +282,9 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
            device: str | None, force: bool, quiet: bool) -> None:
     """Decode .gec files (or folders of them) to face crops, or paste one back into its photo."""
     from gecodec import api
-    from gecodec.align import frame_decoded
     from gecodec.bundle import find_by_id
-    from gecodec.imageio import open_image, tensor_to_image
+    from gecodec.codec import decoded_image
+    from gecodec.imageio import open_image
 
     if paste_into is not None and (len(inputs) != 1 or inputs[0].is_dir() or size is not None):
         raise click.UsageError("--paste-into takes one .gec file, and no --size")
@@ -319,8 +319,7 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
                     if x is None:
                         continue
                     try:
-                        face = tensor_to_image(x, grayscale=parsed.header.grayscale)
-                        save_image_atomic(frame_decoded(face, parsed.header, size, photo), target, force)
+                        save_image_atomic(decoded_image(x, parsed.header, size, photo), target, force)
                     except GecError as exc:
                         failures.add(source, exc)
     failures.finish(total_files)

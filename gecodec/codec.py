@@ -20,7 +20,7 @@ from gecodec.bundle import Bundle, load_model
 from gecodec.container import Header
 from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, OptionError
-from gecodec.align import Placement, frame_decoded, frame_face
+from gecodec.align import NO_DETECTOR, Placement, frame_decoded, frame_face
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
 from gecodec.refine import LEVELS, check_level
 from gecodec.metrics import psnr_8bit
@@ -290,8 +290,8 @@ class Codec:
         """
         picture = open_image(image)
         framed = frame_face(picture, self.bundle.crop, self.image_size, align)
-        if framed.note is not None:  # the missing extra once per run; a photo without a face each time
-            warnings.warn(framed.note if "pip install" in framed.note else f"{picture.info['source']}: {framed.note}")
+        if framed.note is not None:  # the missing extra once per run (warnings repeat nothing); each faceless photo
+            warnings.warn(framed.note if framed.note == NO_DETECTOR else f"{picture.info['source']}: {framed.note}")
         source = Source(picture.size if position else None, framed.placement.stored() if position else None,
                         picture.info.get("grayscale", False))
         x = pixels_to_tensor(np.asarray(framed.face)).unsqueeze(0)
@@ -409,8 +409,14 @@ class Codec:
         size x size, or pasted into a copy of the photo the file was made from."""
         parsed = self.parse(data)
         photo = open_image(paste_into) if paste_into is not None else None
-        x = self.decode_parsed([parsed], 1, progress, **overrides)[0]
-        return frame_decoded(tensor_to_image(x, grayscale=parsed.header.grayscale), parsed.header, size, photo)
+        return decoded_image(self.decode_parsed([parsed], 1, progress, **overrides)[0], parsed.header, size, photo)
+
+
+def decoded_image(x: torch.Tensor, header: Header, size: int | None = None, photo: Image.Image | None = None
+                  ) -> Image.Image:
+    """A decoded (3, S, S) tensor as the image its file gives: the face crop (grey for a grayscale source), at
+    size x size if asked, or pasted into the photo it came from (align.frame_decoded)."""
+    return frame_decoded(tensor_to_image(x, grayscale=header.grayscale), header, size, photo)
 
 
 def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int) -> bytes:

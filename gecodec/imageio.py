@@ -117,10 +117,10 @@ def tensor_to_pixels(x: torch.Tensor) -> np.ndarray:
 
 def tensor_to_image(x: torch.Tensor, original_size: tuple[int, int] | None = None, grayscale: bool = False
                     ) -> Image.Image:
-    """Turn a decoded (3, s, s) tensor into an RGB (or, for a grayscale input, an L) image of the original size.
+    """Turn a (3, s, s) tensor into an RGB (or L) image, at original_size if given (restoration's output).
 
-    The codec only sees the centred square of a non-square image, so the square is resized to the
-    crop's side and the strips outside it are filled by repeating the square's edge pixels.
+    Only the centred square of a non-square image was restored, so the square is resized to the crop's side
+    and the strips outside it are filled by repeating the square's edge pixels.
     """
     image = _at_original_size(Image.fromarray(tensor_to_pixels(x)), original_size)
     return image.convert("L") if grayscale else image
