@@ -161,8 +161,7 @@ def update_bundle(path: str | Path, **fields: Any) -> Bundle:
         half = any(handle.get_slice(name).get_dtype() == "F16" for name in handle.keys())
     for name, value in fields.items():
         setattr(bundle, name, value)
-    if tensors_digest({k: v for k, v in bundle_tensors(bundle, torch.float16 if half else torch.float32).items()}) \
-            != bundle.sha256:
+    if tensors_digest(bundle_tensors(bundle, torch.float16 if half else torch.float32)) != bundle.sha256:
         raise BundleError(f"{path}: rewriting the bundle would change its model id")
     save_bundle(bundle, path, half=half)
     return load_bundle(path)
