@@ -111,7 +111,7 @@ def pixel_values(bundle: Bundle) -> int:
 
 
 # The rates swept for a model with an entropy model, besides its fixed-length bits: --quality from 0 to 100 (as the
-# model card's curve), and --target-bytes at the sizes the codec's targets name.
+# model card's curve) and its default, and --target-bytes at the sizes the codec's targets name.
 TARGET_BYTES = (60, 100)
 REFINED_TARGET_BYTES = (250, 400, 700, 1000)  # sizes a refinement layer reaches, for a model that has one
 
@@ -125,7 +125,8 @@ class GeCodec(GenerativeCodec):
         for name, b in self.bundles.items():
             settings += [{"model": name, "m": b.m, "bits": bits} for bits in self.bits]
             if b.entropy is not None:
-                settings += [{"model": name, "m": b.m, "quality": q} for q in CURVE_QUALITIES]
+                qualities = sorted({*CURVE_QUALITIES, b.default_quality})
+                settings += [{"model": name, "m": b.m, "quality": q} for q in qualities]
                 settings += [{"model": name, "m": b.m, "target_bytes": n} for n in TARGET_BYTES]
             if b.refine is not None:
                 settings += [{"model": name, "m": b.m, "refine": level} for level in range(REFINE_LEVELS)]

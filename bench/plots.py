@@ -17,8 +17,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
     """Split a codec's rows into curves: one per model (and Lasso basis) for the generative codecs, whose
-    rate grows with bits and m along the curve, one more per model for entropy-coded files (rate grows with
-    quality) and one for files with a refinement layer (rate grows with its quality); one for the rest. Target-byte settings are table rows, not curve points."""
+    rate grows with bits and m along the curve, one more per model for its quality scale (entropy-coded
+    files, and on a model with a quality ladder refinement layers too) and one for the default file plus each
+    refinement level; one for the rest. Target-byte settings are table rows, not curve points."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         setting = row["setting"]
@@ -26,7 +27,7 @@ def curve_groups(rows: list[dict]) -> dict[str, list[dict]]:
             continue
         label = ", ".join(str(setting[k]) for k in ("model", "basis") if k in setting)
         entropy_coded = "model" in setting and "quality" in setting  # gecodec's; a Pillow codec's quality is its own
-        kind = ", refinement layer" if "refine" in setting else ", entropy-coded" if entropy_coded else ""
+        kind = ", --refine" if "refine" in setting else ", --quality" if entropy_coded else ""
         groups.setdefault(label + kind, []).append(row)
     return groups
 

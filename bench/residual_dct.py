@@ -41,7 +41,7 @@ def base_layer(codec: Codec, images: torch.Tensor) -> tuple[torch.Tensor, np.nda
 
 def curve(train_residual: torch.Tensor, val: torch.Tensor, val_base: torch.Tensor, base_bytes: np.ndarray
           ) -> list[dict]:
-    """Per refinement quality: mean bytes (base + layer) and PSNR of the val faces refined from val_base."""
+    """Per refinement level: mean bytes (base + layer) and PSNR of the val faces refined from val_base."""
     model = fit_refinement(train_residual)
     planes = analyse((val - val_base).double().numpy() * 127.5)
     blocks = planes[0].shape[1]

@@ -49,16 +49,17 @@ def encode(
 ) -> bytes | tuple[bytes, EncodeReport]:
     """Compress an image (path or PIL image) to .gec bytes with a model (default: the shipped one).
 
-    Rate, at most one of: quality (0..100, entropy-coded), target_bytes (the largest quality that fits), bits
-    (fixed-length values). Default: the model's default quality, or 8 bits where it has no entropy model.
+    Rate, at most one of: quality (0..100, entropy-coded; on a model with a quality ladder it spans the
+    refinement layers too), target_bytes (the best file that fits), bits (fixed-length values). Default: the
+    model's default quality, or 8 bits where it has no entropy model.
     report: also decode the file and return (bytes, EncodeReport): its size, the PSNR it decodes to against
     the face crop it was made from, and the model's validation figure for such files.
     align: "auto" finds the largest face and frames it as the model's training faces are framed (with the
     align extra; otherwise, or with no face, the centre crop and a warning), "none" takes the centre crop,
     "require" raises ImageError when there is no face. An image at the model's size is used as it is.
     position: store where the face lies in the image (about 20 bytes), for decode(..., paste_into=image).
-    refine: add a refinement layer of this quality (0 to 15) past what the generator can draw; target_bytes
-    adds the finest one that fits, on a base at the default quality, when one fits.
+    refine: add a refinement layer of this level (0 to 15) to the default base, past what the generator can
+    draw (target_bytes and the qualities of a ladder add layers by themselves).
     """
     bundle = model if isinstance(model, Bundle) else load_model(model)
     data, checked = get_codec(bundle, device).encode_image_checked(

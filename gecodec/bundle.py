@@ -26,6 +26,7 @@ from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION
 from gecodec.container import HINT_LIMITS
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
+from gecodec.ladder import Rung, ladder_from_config
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
 from gecodec.models.solver import LatentSolver, SolverConfig
@@ -53,6 +54,7 @@ class Bundle:
     entropy: EntropyModel | None = None  # the probability tables of entropy-coded (version 2) files
     crop: CropGeometry | None = None  # where the training crops have their eyes: how the encoder frames a photo
     refine: RefinementModel | None = None  # the refinement layer's tables (not part of the model id)
+    ladder: tuple[Rung, ...] | None = None  # what each quality writes, for a model with refinement tables
     sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
     path: Path | None = None
 
@@ -71,6 +73,15 @@ class Bundle:
     @property
     def image_size(self) -> int:
         return self.generator.config.image_size
+
+    @property
+    def default_quality(self) -> int | None:
+        """The quality an encoder uses when the caller names no rate: the rung of the entropy model's default base
+        alone on a ladder, else that base quality; None without an entropy model."""
+        if self.entropy is None:
+            return None
+        base_alone = Rung(self.entropy.default_quality)
+        return self.ladder.index(base_alone) if self.ladder is not None else base_alone.base_quality
 
     @property
     def m(self) -> int:
@@ -131,6 +142,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["crop"] = bundle.crop.to_dict()
     if bundle.refine is not None:
         config["refine"] = {"levels": REFINE_LEVELS, "rungs": RUNGS}
+    if bundle.ladder is not None:
+        config["quality_ladder"] = [rung.to_list() for rung in bundle.ladder]
     metadata = {
         "format": FORMAT_NAME,
         "format_version": format_version(bundle),
@@ -152,8 +165,9 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
 
 
 def update_bundle(path: str | Path, **fields: Any) -> Bundle:
-    """Rewrite a bundle file with some fields replaced (the crop geometry, the refinement model), keeping its
-    weights' dtype and so its model id."""
+    """Rewrite a bundle file with some fields replaced (the crop geometry, the refinement model, the quality
+    ladder), keeping its weights' dtype and so its model id; BundleError, and the file as it was, when the
+    result would not load."""
     from safetensors import safe_open
 
     bundle = load_bundle(path)
@@ -163,7 +177,15 @@ def update_bundle(path: str | Path, **fields: Any) -> Bundle:
         setattr(bundle, name, value)
     if tensors_digest(bundle_tensors(bundle, torch.float16 if half else torch.float32)) != bundle.sha256:
         raise BundleError(f"{path}: rewriting the bundle would change its model id")
-    save_bundle(bundle, path, half=half)
+    path = Path(path)
+    rewritten = path.with_name(path.name + ".new")
+    save_bundle(bundle, rewritten, half=half)
+    try:
+        load_bundle(rewritten)  # a rewrite that would not load leaves the bundle as it was
+    except BundleError:
+        rewritten.unlink()
+        raise
+    os.replace(rewritten, path)
     return load_bundle(path)
 
 
@@ -191,6 +213,19 @@ def _check_caps(config: dict) -> None:
         low, high = HINT_LIMITS.get(key, (None, None))
         if low is not None and not (isinstance(value, (int, float)) and low <= value <= high):
             raise ValueError(f"decode {key} = {value!r} is outside [{low}, {high}]")
+
+
+def _ladder(config: dict) -> tuple[Rung, ...] | None:
+    """The config's quality ladder, which needs refinement tables and an entropy model whose default base alone
+    is one of its rungs."""
+    if "quality_ladder" not in config:
+        return None
+    if "refine" not in config or "entropy" not in config:
+        raise ValueError("a quality ladder needs an entropy model and refinement tables")
+    ladder = ladder_from_config(config["quality_ladder"])
+    if Rung(config["entropy"]["default_quality"]) not in ladder:
+        raise ValueError("the quality ladder does not hold the default quality's base alone")
+    return ladder
 
 
 def _build(config: dict) -> dict[str, nn.Module | None]:
@@ -284,6 +319,7 @@ def load_bundle(path: str | Path) -> Bundle:
             if "crop" in config else None,
             refine=RefinementModel.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("refine.")})
             if "refine" in config else None,
+            ladder=_ladder(config),
             sha256=tensors_digest(tensors),
             path=path,
         )

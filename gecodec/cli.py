@@ -201,13 +201,15 @@ def search_options_group(command: Callable) -> Callable:
 @output_option
 @click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
 @click.option("--quality", type=click.IntRange(0, container.MAX_QUALITY), default=None,
-              help="0 (smallest) to 100 (best): an entropy-coded file. Default: the model's default quality.")
+              help="0 (smallest) to 100 (best): an entropy-coded file, and on a model with a quality ladder (see "
+                   "gec models) from about 40 to 1,500 bytes, with a refinement layer past about 100 bytes. "
+                   "Default: the model's default quality.")
 @click.option("--target-bytes", type=click.IntRange(1), default=None,
               help="The best file that fits in this many bytes: the largest quality, and from about 150 bytes "
                    "(for a model with refinement tables) the finest refinement layer that fits.")
-@click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_QUALITY), default=None,
-              help="Add a refinement layer of this quality, 0 (smallest) to 15 (best), on top of the base file: "
-                   "larger files (about 150 to 1,560 bytes), past what the generator can draw.")
+@click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_LEVEL), default=None,
+              help="Add a refinement layer of this level, 0 (smallest) to 15 (best), on top of the default base "
+                   "file: larger files (about 150 to 1,560 bytes), past what the generator can draw.")
 @click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=None,
               help=f"Fixed-length values of this many bits (version-1 files; the default, {DEFAULT_BITS}, for cs "
                    "mode and for models without an entropy model).")
@@ -243,7 +245,7 @@ def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, qual
     pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
     if pairs:
         codec = api.get_codec(load_model(model), device)
-        rate = codec.rate_settings(bits, quality, target_bytes, mode)  # a bad combination fails before any work
+        rate = codec.rate_settings(bits, quality, target_bytes, mode, refine)  # a bad combination fails before any work
         for source, target in tqdm(pairs, unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None):
             try:
                 data, report = codec.encode_image_checked(source, check, align, position, mode=mode, seed=seed,
@@ -365,7 +367,7 @@ def describe(path: Path) -> dict[str, Any]:
         "original_size": list(header.original_size) if header.original_size else None,
         "crop": list(header.crop) if header.crop else None,
         "layers": ([{"layer": "base", "bytes": header.layer[1]},
-                    {"layer": "refinement", "quality": header.layer[0], "bytes": len(payload) - header.layer[1]}]
+                    {"layer": "refinement", "level": header.layer[0], "bytes": len(payload) - header.layer[1]}]
                    if header.layer else None),
         "value_range": list(header.value_range) if header.value_range else None, "hints": header.hints,
         "layout": {"fixed": parts.fixed, "fixed_parts": parts.fixed_parts, "header": parts.header, "payload": parts.payload,
@@ -405,10 +407,10 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
             else:
                 values = f"{item['values']} values, {item['bits_per_value']} bits each" if item["values"] else "values"
                 click.echo(f"  mode      {item['mode']}, {values} (entropy-coded)")
-                click.echo(f"  quality   {item['quality']}")
+                click.echo(f"  quality   {item['quality']}" + (" (the base layer's)" if item["layers"] else ""))
             if item["layers"]:
                 base, layer = item["layers"]
-                click.echo(f"  layers    base {base['bytes']} bytes + refinement quality {layer['quality']}, "
+                click.echo(f"  layers    base {base['bytes']} bytes + refinement level {layer['level']}, "
                            f"{layer['bytes']} bytes")
             click.echo(f"  source    {source}" + (f", face at {describe_crop(item['crop'])}" if item["crop"] else ""))
             click.echo(f"  seed      {item['seed']}")
@@ -437,7 +439,8 @@ def models(as_json: bool) -> None:
         g = bundle.generator.config
         rows.append({
             "name": bundle.name, "id": bundle.model_hex, "image_size": g.image_size, "latent_dim": g.latent_dim,
-            "m": bundle.m, "default": bundle.name == DEFAULT_MODEL, "path": str(path), "card": bundle.card,
+            "m": bundle.m, "default": bundle.name == DEFAULT_MODEL, "default_quality": bundle.default_quality,
+            "path": str(path), "card": bundle.card,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -454,9 +457,13 @@ def models(as_json: bool) -> None:
         summary = row["card"].get("summary")
         if summary:
             click.echo(f"    {summary}")
+        ladder = row["card"].get("quality_ladder", {}).get("rungs")
+        if ladder:
+            low, high = ladder[0], ladder[-1]
+            click.echo(f"    quality 0 to 100: {low['bytes']:.0f} to {high['bytes']:.0f} bytes, {low['psnr']:.1f} to "
+                       f"{high['psnr']:.1f} dB on {row['card']['quality_ladder']['faces']} training faces; "
+                       f"default {row['default_quality']}")
         click.echo(f"    {row['path']}")
-
-
 
 
 def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int, int, int] | None:

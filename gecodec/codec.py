@@ -22,6 +22,7 @@ from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, OptionError
 from gecodec.align import NO_DETECTOR, Placement, frame_decoded, frame_face
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
+from gecodec.ladder import Rung
 from gecodec.refine import LEVELS, check_level
 from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
@@ -124,7 +125,7 @@ class Codec:
     # -- encoding ---------------------------------------------------------------------------------
 
     def rate_settings(self, bits: int | None = None, quality: int | None = None, target_bytes: int | None = None,
-                      mode: str = "ge") -> dict[str, int | None]:
+                      mode: str = "ge", refine: int | None = None) -> dict[str, int | None]:
         """Check the caller's rate settings and fill in the default: the model's default quality when it has an
         entropy model (and the mode is ge), else DEFAULT_BITS fixed-length values."""
         chosen = [name for name, value in (("bits", bits), ("quality", quality), ("target_bytes", target_bytes))
@@ -139,13 +140,34 @@ class Codec:
             check_quality(quality)
         if target_bytes is not None and not (isinstance(target_bytes, int) and target_bytes > 0):
             raise OptionError(f"target bytes must be a positive integer, got {target_bytes!r}")
-        if not chosen:
+        if refine is not None:
+            check_level(refine)
+            if self.bundle.refine is None:
+                raise OptionError(f"model {self.bundle.name} has no refinement tables")
+            if bits is not None or mode != "ge":
+                raise OptionError("a refinement layer needs an entropy-coded base: use a quality or target bytes, "
+                                  "not bits")
+            if target_bytes is not None:
+                raise OptionError("give a refinement level or target bytes, not both")
+            if quality is not None and self.bundle.ladder is not None:
+                raise OptionError(f"give a quality or a refinement level, not both: model {self.bundle.name}'s "
+                                  "qualities already span its refinement layers")
+        if not chosen and refine is None:  # (a layer alone goes on the default base: see rung)
             if mode == "ge" and self.bundle.entropy is not None:
-                quality = self.bundle.entropy.default_quality
+                quality = self.bundle.default_quality
             else:
                 bits = DEFAULT_BITS
         return {"bits": check_bits(bits) if bits is not None else None, "quality": quality,
                 "target_bytes": target_bytes}
+
+    def rung(self, quality: int | None, refine: int | None = None) -> Rung:
+        """What checked rate settings write: quality's rung on the model's ladder (on a model without one, the
+        base at that quality; None: the default base alone), with ``refine``'s layer when one is given."""
+        if quality is None:
+            rung = Rung(self.bundle.entropy.default_quality)
+        else:
+            rung = self.bundle.ladder[quality] if self.bundle.ladder is not None else Rung(quality)
+        return rung if refine is None else Rung(rung.base_quality, refine)
 
     def encode_batch(
         self,
@@ -162,32 +184,31 @@ class Codec:
     ) -> list[bytes]:
         """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each.
 
-        Rate: ``quality`` (0..100) or ``target_bytes`` (the largest quality whose file fits) give entropy-coded
-        version-2 files; ``bits`` gives version-1 files of fixed-length values. At most one; the default is the
-        model's default quality, or 8 bits for a model without an entropy model (and in cs mode).
-        ``refine`` (0..15) adds a refinement layer to entropy-coded files; with ``target_bytes``, a model with
-        refinement tables picks per image the base and layer that decode closest within the budget.
+        Rate: ``quality`` (0..100) or ``target_bytes`` (the best file that fits) give entropy-coded version-2
+        files; ``bits`` gives version-1 files of fixed-length values. At most one; the default is the model's
+        default quality, or 8 bits for a model without an entropy model (and in cs mode). On a model with a
+        quality ladder (gecodec/ladder.py) a quality may add a refinement layer; ``target_bytes`` picks per image
+        the base and layer that decode closest within the budget. ``refine`` (0..15) adds a layer of that level
+        to the default base (or, on a model without a ladder, to the base at ``quality``).
         sources describe each image's picture: its size, where the face lies in it, and its greyness.
         """
-        rate = self.rate_settings(bits, quality, target_bytes, mode)
+        rate = self.rate_settings(bits, quality, target_bytes, mode, refine)
         size = self.image_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
             raise OptionError(f"expected images of shape (B, 3, {size}, {size}), got {tuple(images.shape)}")
         framing = [source.header_fields(size) for source in (sources or [Source()] * len(images))]
         images = images.to(self.device, torch.float32)
-        if rate["bits"] is None:
-            files = self._encode_entropy(images, framing, seed, hints, rate["quality"], rate["target_bytes"])
-            if refine is not None:
-                if rate["target_bytes"] is not None:
-                    raise OptionError("give a refinement quality or target bytes, not both")
-                return self._with_layers(files, images.cpu(), refine)
-            if rate["target_bytes"] is not None and self.bundle.refine is not None:
-                candidates = [self._encode_entropy(images, framing, seed, hints, quality, None)
-                              for quality in SPLIT_QUALITIES]
-                return self._best_split(candidates, files, images.cpu(), rate["target_bytes"])
-            return files
-        if refine is not None:
-            raise OptionError("a refinement layer needs an entropy-coded base: use a quality or target bytes, not bits")
+        if rate["target_bytes"] is not None:
+            files = self._encode_entropy(images, framing, seed, hints, None, rate["target_bytes"])
+            if self.bundle.refine is None:
+                return files
+            candidates = [self._encode_entropy(images, framing, seed, hints, quality, None)
+                          for quality in SPLIT_QUALITIES]
+            return self._best_split(candidates, files, images.cpu(), rate["target_bytes"])
+        if rate["quality"] is not None or refine is not None:
+            rung = self.rung(rate["quality"], refine)
+            files = self._encode_entropy(images, framing, seed, hints, rung.base_quality, None)
+            return files if rung.level is None else self._with_layers(files, images.cpu(), rung.level)
         bits = rate["bits"]
         with torch.no_grad():
             if mode == "ge":
@@ -233,8 +254,8 @@ class Codec:
     def _with_layers(self, bases: list[bytes], images: torch.Tensor, level: int) -> list[bytes]:
         """Each base file with a refinement layer at ``level``."""
         check_level(level)
-        decoded = self._base_pixels(bases)
-        return [self._layered(base, image - pixels, level)[0] for base, image, pixels in zip(bases, images, decoded)]
+        decoded = self.base_decodes(bases)
+        return [self.add_layer(base, image - pixels, level)[0] for base, image, pixels in zip(bases, images, decoded)]
 
     def _best_split(self, candidates: list[list[bytes]], alone: list[bytes], images: torch.Tensor,
                     target_bytes: int) -> list[bytes]:
@@ -245,23 +266,23 @@ class Codec:
         for bases in candidates:
             if all(len(base) + SMALLEST_LAYER > target_bytes for base in bases):
                 continue  # no layer fits on these bases: skip their decode
-            for i, (base, pixels) in enumerate(zip(bases, self._base_pixels(bases))):
+            for i, (base, pixels) in enumerate(zip(bases, self.base_decodes(bases))):
                 for level in range(LEVELS):
-                    data, layer = self._layered(base, images[i] - pixels, level)
+                    data, layer = self.add_layer(base, images[i] - pixels, level)
                     if len(data) > target_bytes:
                         break  # finer layers are larger
-                    error = float(((self._refined(pixels, layer, level) - images[i]) ** 2).mean())  # the decode
+                    error = float(((self.refined(pixels, layer, level) - images[i]) ** 2).mean())  # the decode
                     if error < best[i][0]:
                         best[i] = (error, data)
         return [data for _, data in best]
 
-    def _base_pixels(self, bases: list[bytes]) -> torch.Tensor:
+    def base_decodes(self, bases: list[bytes]) -> torch.Tensor:
         """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU."""
         if self.bundle.refine is None:
             raise OptionError(f"model {self.bundle.name} has no refinement tables")
         return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
 
-    def _layered(self, base: bytes, residual: torch.Tensor, level: int) -> tuple[bytes, bytes]:
+    def add_layer(self, base: bytes, residual: torch.Tensor, level: int) -> tuple[bytes, bytes]:
         """A base file with a refinement layer of ``residual`` added: (the file, the layer's bytes)."""
         refine = self.bundle.refine
         header, payload = container.read(base)
@@ -394,10 +415,10 @@ class Codec:
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)
         for i, item in enumerate(parsed):
             if item.layer and not base_only:
-                out[i] = self._refined(out[i], item.layer, item.header.layer[0])
+                out[i] = self.refined(out[i], item.layer, item.header.layer[0])
         return out
 
-    def _refined(self, base: torch.Tensor, layer: bytes, level: int) -> torch.Tensor:
+    def refined(self, base: torch.Tensor, layer: bytes, level: int) -> torch.Tensor:
         """The base decode as 8-bit pixels (what both sides can know exactly), plus the layer's residual."""
         pixels = pixels_to_tensor(tensor_to_pixels(base))
         residual = torch.from_numpy(self.bundle.refine.residual(layer, level, self.image_size)).float()

@@ -27,7 +27,7 @@ CHECKSUM_SIZE_V2 = 2
 FIXED_V2 = len(MAGIC_V2) + 1 + 4 + 1 + CHECKSUM_SIZE_V2  # magic, version, model id, quality byte, CRC-16
 HAS_EXTRAS = 0x80  # the quality byte's top bit: a msgpack extras map follows it
 MAX_QUALITY = 100
-MAX_LAYER_QUALITY = 15  # a refinement layer's qualities (gecodec.refine.LEVELS)
+MAX_LAYER_LEVEL = 15  # a refinement layer's levels (gecodec.refine.LEVELS)
 MAX_HEADER_SIZE = 1024  # bytes; a longer header is rejected before it is parsed
 MAX_PAYLOAD_SIZE = 1 << 16  # bytes after decompression
 MAX_FILE_SIZE = 4 + MAX_HEADER_SIZE + MAX_PAYLOAD_SIZE + CHECKSUM_SIZE
@@ -317,10 +317,10 @@ def _validate(header: Header) -> None:
         _validate_crop(header.crop, header.original_size)
     if header.layer is not None and not (
         header.quality is not None and isinstance(header.layer, tuple) and len(header.layer) == 3
-        and _is_uint(header.layer[0], MAX_LAYER_QUALITY + 1) and _is_uint(header.layer[1], MAX_PAYLOAD_SIZE)
+        and _is_uint(header.layer[0], MAX_LAYER_LEVEL + 1) and _is_uint(header.layer[1], MAX_PAYLOAD_SIZE)
         and header.layer[1] > 0 and _is_uint(header.layer[2], 1 << 16)
     ):
-        raise ValueError(f"refinement layer {header.layer!r} is not [quality 0 to {MAX_LAYER_QUALITY}, base bytes, "
+        raise ValueError(f"refinement layer {header.layer!r} is not [level 0 to {MAX_LAYER_LEVEL}, base bytes, "
                          "check code] in a version-2 file")
     if not isinstance(header.grayscale, bool):
         raise ValueError(f"grayscale flag {header.grayscale!r} is not a boolean")

@@ -47,7 +47,7 @@ WEIGHTS = 1 + SLOPE * (np.arange(BLOCK)[:, None] + np.arange(BLOCK)[None, :])
 
 def check_level(level: int) -> int:
     if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level < LEVELS:
-        raise OptionError(f"refinement quality must be an integer from 0 to {LEVELS - 1}, got {level!r}")
+        raise OptionError(f"refinement level must be an integer from 0 to {LEVELS - 1}, got {level!r}")
     return level
 
 
@@ -150,7 +150,7 @@ class RefinementModel:
         return [categorical(self.frequencies[self._offsets[r] : self._offsets[r + 1]]) for r in range(RUNGS)]
 
     def steps(self, level: int) -> np.ndarray:
-        """(8, 8) quantizer steps at a refinement quality."""
+        """(8, 8) quantizer steps at a refinement level."""
         return (level_steps()[check_level(level)] * WEIGHTS).astype(np.float32)
 
     def quantize(self, planes: list[np.ndarray], level: int) -> list[np.ndarray]:

@@ -202,9 +202,9 @@ def test_quality_curve_reports_bytes_and_psnr_per_quality(faces: Path, tmp_path:
     assert [row["quality"] for row in curve] == [0, 100] and curve[1]["bytes"] > curve[0]["bytes"]
 
 
-def test_only_gecodec_quality_settings_make_an_entropy_coded_curve():
+def test_only_gecodec_quality_settings_make_a_quality_curve():
     from bench.plots import curve_groups
 
     rows = [{"setting": {"quality": 5}}, {"setting": {"model": "a", "m": 8, "quality": 5}},
             {"setting": {"model": "a", "m": 8, "bits": 8}}, {"setting": {"model": "a", "m": 8, "target_bytes": 60}}]
-    assert sorted(curve_groups(rows)) == ["", "a", "a, entropy-coded"]
+    assert sorted(curve_groups(rows)) == ["", "a", "a, --quality"]

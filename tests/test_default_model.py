@@ -62,3 +62,27 @@ def test_the_default_decoder_does_not_depend_on_the_seed():
     decoded = [codec.decode_batch(codec.encode_batch(faces, seed=seed)) for seed in (0, 1, 2**40)]
     assert codec.bundle.decode.restarts == 1 and codec.bundle.solver.config.init == "learned"
     assert all(torch.equal(decoded[0], other) for other in decoded[1:])
+
+
+def test_the_default_models_qualities_span_tens_of_bytes_to_a_kilobyte_and_rise():
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from conftest import ROOT
+    from gecodec.codec import Codec
+    from gecodec.imageio import pixels_to_tensor
+    from gecodec.metrics import psnr_8bit
+
+    codec = Codec(load_model(), "cpu")
+    strip = np.asarray(Image.open(ROOT / "tests" / "data" / "faces.png").convert("RGB"))
+    faces = torch.stack([pixels_to_tensor(strip[:, 64 * i : 64 * i + 64]) for i in range(4)])
+    sizes, psnrs = [], []
+    for quality in (0, 25, 50, 75, 100):
+        files = codec.encode_batch(faces, quality=quality)
+        sizes.append(np.mean([len(f) for f in files]))
+        psnrs.append(float(psnr_8bit(codec.decode_batch(files), faces).mean()))
+    assert sizes[0] < 60 and sizes[-1] > 1000
+    assert all(b > a for a, b in zip(sizes, sizes[1:])) and all(b > a for a, b in zip(psnrs, psnrs[1:]))
+    default_file = container.read(codec.encode_batch(faces[:1])[0])[0]
+    assert (default_file.quality, default_file.layer) == (codec.bundle.entropy.default_quality, None)

@@ -140,7 +140,7 @@ def test_the_command_line_adds_shows_and_leaves_out_a_layer(tmp_path):
     run = CliRunner().invoke
     assert run(main, ["encode", str(tmp_path / "face.png"), "--refine", "3", "--no-check"]).exit_code == 0
     info = run(main, ["info", str(tmp_path / "face.gec")])
-    assert "refinement quality 3" in info.output
+    assert "refinement level 3" in info.output
     full, base = tmp_path / "full.png", tmp_path / "base.png"
     assert run(main, ["decode", str(tmp_path / "face.gec"), "-o", str(full), "-q"]).exit_code == 0
     assert run(main, ["decode", str(tmp_path / "face.gec"), "-o", str(base), "-q", "--base-only"]).exit_code == 0

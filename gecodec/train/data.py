@@ -3,6 +3,7 @@ to the model size, kept in memory as uint8."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import tarfile
 import warnings
@@ -41,6 +42,16 @@ def image_source(root: str | Path) -> tuple[list[str], Callable[[str], Image.Ima
     except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         raise ImageError(f"{root}: unreadable archive ({exc})") from None
     raise ImageError(f"{root}: not a folder of images or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
+
+
+def bundle_step_parser(description: str, stores: str, images: int, images_help: str) -> argparse.ArgumentParser:
+    """The command line of a step that measures training faces and stores what it finds in a bundle (the crop
+    geometry, the refinement tables, the quality ladder): --data, --bundle and --images."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder of training face crops")
+    parser.add_argument("--bundle", type=Path, required=True, help=f"bundle file to store the {stores} in")
+    parser.add_argument("--images", type=int, default=images, help=images_help)
+    return parser
 
 
 def load_images(root: str | Path, size: int, limit: int | None = None, cache: str | Path | None = None) -> torch.Tensor:

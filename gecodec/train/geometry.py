@@ -9,7 +9,6 @@ a face of about 80 pixels with some context around it; crops where it finds no f
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from gecodec.align import CropGeometry, find_eyes
 from gecodec.bundle import load_bundle, update_bundle
-from gecodec.train.data import load_images
+from gecodec.train.data import bundle_step_parser, load_images
 
 ENLARGE, BORDER, GREY = 4, 0.5, (128, 128, 128)  # the border is this share of the enlarged crop's side
 GEOMETRY_IMAGES = 2000  # the first this many training crops are measured
@@ -55,11 +54,7 @@ def store_geometry(path: Path, geometry: CropGeometry, stats: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="folder of training face crops")
-    parser.add_argument("--bundle", type=Path, required=True, help="bundle file to store the geometry in")
-    parser.add_argument("--images", type=int, default=GEOMETRY_IMAGES, help="training crops to measure")
-    args = parser.parse_args(argv)
+    args = bundle_step_parser(__doc__, "geometry", GEOMETRY_IMAGES, "training crops to measure").parse_args(argv)
     size = load_bundle(args.bundle).image_size
     geometry, stats = measure_geometry(load_images(args.data, size, limit=args.images))
     store_geometry(args.bundle, geometry, stats)

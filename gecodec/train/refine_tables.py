@@ -9,7 +9,6 @@ not change: refined files name the tables by their check code.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from gecodec.bundle import load_bundle, update_bundle
 from gecodec.codec import Codec
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
 from gecodec.refine import fit_refinement
-from gecodec.train.data import load_images, to_float
+from gecodec.train.data import bundle_step_parser, load_images, to_float
 
 REFINE_IMAGES = 512
 
@@ -36,11 +35,7 @@ def store_refinement(path: Path, faces: torch.Tensor) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="folder of training face crops")
-    parser.add_argument("--bundle", type=Path, required=True, help="bundle file to store the tables in")
-    parser.add_argument("--images", type=int, default=REFINE_IMAGES, help="training faces to fit on")
-    args = parser.parse_args(argv)
+    args = bundle_step_parser(__doc__, "tables", REFINE_IMAGES, "training faces to fit on").parse_args(argv)
     size = load_bundle(args.bundle).image_size
     print(json.dumps(store_refinement(args.bundle, to_float(load_images(args.data, size, limit=args.images)))))
 

@@ -1,0 +1,50 @@
+"""Does PSNR rise at every step of --quality? Every rung of a model's quality ladder, on validation faces.
+
+    python -m bench.ladder_check --data ../shared/data/celeba64/val --n 256 --model celeba64-default
+
+Each quality's files are coded and decoded as a receiver decodes them (gecodec.train.quality_ladder.measure_rungs;
+rungs on one base quality share its decode). Writes bench/results/ladder/<model name>.json: per quality, its
+rung, mean bytes and mean PSNR, and the qualities whose PSNR does not rise above the one below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from gecodec.bundle import load_model
+from gecodec.codec import Codec
+from gecodec.errors import OptionError
+from gecodec.fileio import write_bytes_atomic
+from gecodec.train.data import load_images, to_float
+from gecodec.train.quality_ladder import measure_rungs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder of validation faces")
+    parser.add_argument("--n", type=int, default=256, help="use the first N faces")
+    parser.add_argument("--model", default=None, help="bundle name, id or path (default: the shipped default)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/ladder"))
+    args = parser.parse_args(argv)
+    bundle = load_model(args.model)
+    if bundle.ladder is None:
+        raise OptionError(f"model {bundle.name} has no quality ladder")
+    faces = to_float(load_images(args.data, bundle.image_size, limit=args.n))
+    points = measure_rungs(Codec(replace(bundle, ladder=None), "cpu"), faces, list(bundle.ladder))
+    rows = [{"quality": q, **point} for q, point in enumerate(points)]
+    flat = [row["quality"] for below, row in zip(rows, rows[1:]) if row["psnr"] <= below["psnr"]]
+    result = {"model": bundle.name, "model_id": bundle.model_hex, "faces": len(faces), "not_rising": flat,
+              "smallest_step_db": round(min(b["psnr"] - a["psnr"] for a, b in zip(rows, rows[1:])), 4), "qualities": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(args.out / f"{bundle.name}.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)
+    for row in rows[::10]:
+        print(f"quality {row['quality']:3d}: {row['bytes']:7.1f} B  {row['psnr']:.2f} dB")
+    print(f"PSNR rises at {len(rows) - 1 - len(flat)} of {len(rows) - 1} steps; smallest step "
+          f"{result['smallest_step_db']} dB; not rising at {flat or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Pick a bundle's quality ladder (gecodec/ladder.py) on training faces and store it in the bundle.
+
+    python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train --bundle gecodec/weights/celeba64-default.safetensors
+
+Every base quality from 0 to MAX_BASE_QUALITY, alone and under each refinement level, is coded and decoded as a
+receiver would on LADDER_IMAGES training faces (past the REFINE_IMAGES that the refinement tables were fitted on).
+The candidates that beat every smaller one by MARGIN_DB of mean PSNR form a chain, which holds the default
+quality's base alone; quality 0 is the chain's point nearest LOWEST_BYTES, quality 100 its largest, and the
+qualities in between follow the chain as evenly in log-bytes as they can, one point each, so that bytes and PSNR
+rise at every step. The model id does not change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gecodec.bundle import load_bundle, update_bundle
+from gecodec.codec import Codec
+from gecodec.entropy import QUALITIES
+from gecodec.fileio import write_bytes_atomic
+from gecodec.ladder import Rung
+from gecodec.metrics import psnr_8bit
+from gecodec.refine import LEVELS
+from gecodec.train.data import bundle_step_parser, load_images, to_float
+from gecodec.train.refine_tables import REFINE_IMAGES
+
+LADDER_IMAGES = 128
+MAX_BASE_QUALITY = 70  # finer bases gain under 0.1 dB (the generator's floor): a layer does better
+LOWEST_BYTES = 40  # about where quality 0 lies: smaller files hardly hold a face
+MARGIN_DB = 0.02  # each rung's mean PSNR beats the one below by at least this, on the faces measured
+
+
+def candidates(max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
+    """Every base quality up to max_base_quality, alone and under each refinement level."""
+    return [Rung(quality, level) for quality in range(max_base_quality + 1) for level in (None, *range(LEVELS))]
+
+
+def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[dict]:
+    """Mean bytes and PSNR of each rung's files of (N, 3, S, S) faces, decoded as a receiver decodes them.
+    ``codec`` holds a model with refinement tables and no ladder, so that its qualities are base qualities."""
+    levels_of: dict[int, list[int | None]] = defaultdict(list)
+    for rung in rungs:
+        levels_of[rung.base_quality].append(rung.level)
+    measured = {}
+    for quality, levels in tqdm(levels_of.items(), desc="base qualities", unit="quality"):
+        bases = codec.encode_batch(faces, quality=quality)
+        pixels = codec.base_decodes(bases)
+        for level in levels:
+            if level is None:
+                measured[Rung(quality)] = _point(Rung(quality), bases, pixels, faces)
+                continue
+            files, refined = [], []
+            for base, face, base_pixels in zip(bases, faces, pixels):
+                data, layer = codec.add_layer(base, face - base_pixels, level)
+                files.append(data)
+                refined.append(codec.refined(base_pixels, layer, level))
+            measured[Rung(quality, level)] = _point(Rung(quality, level), files, torch.stack(refined), faces)
+    return [measured[rung] for rung in rungs]
+
+
+def _point(rung: Rung, files: list[bytes], decoded: torch.Tensor, faces: torch.Tensor) -> dict:
+    return {"base_quality": rung.base_quality, "level": rung.level, "bytes": float(np.mean([len(f) for f in files])),
+            "psnr": float(psnr_8bit(decoded, faces).mean())}
+
+
+def rising_chain(points: list[dict], margin_db: float) -> list[dict]:
+    """Points in increasing bytes, each kept when it beats the last kept one by margin_db."""
+    chain: list[dict] = []
+    for point in sorted(points, key=lambda p: (p["bytes"], -p["psnr"])):
+        if not chain or point["psnr"] >= chain[-1]["psnr"] + margin_db:
+            chain.append(point)
+    return chain
+
+
+def pick_ladder(points: list[dict], default: Rung, lowest_bytes: float = LOWEST_BYTES,
+                margin_db: float = MARGIN_DB) -> list[dict]:
+    """QUALITIES points, one per quality, rising in bytes and by margin_db in PSNR, with ``default`` among them."""
+    anchor = next(p for p in points if Rung(p["base_quality"], p["level"]) == default)
+    chain = rising_chain([p for p in points if p["bytes"] < anchor["bytes"]
+                          and p["psnr"] <= anchor["psnr"] - margin_db], margin_db)
+    chain += rising_chain([anchor] + [p for p in points if p["bytes"] > anchor["bytes"]
+                                      and p["psnr"] >= anchor["psnr"] + margin_db], margin_db)
+    logs = np.log([p["bytes"] for p in chain])
+    chain = chain[int(np.abs(logs - np.log(lowest_bytes)).argmin()) :]
+    if len(chain) < QUALITIES:
+        raise ValueError(f"only {len(chain)} candidates rise by {margin_db} dB from {lowest_bytes} bytes: "
+                         f"{QUALITIES} qualities need as many")
+    return [chain[j] for j in _even_picks(np.log([p["bytes"] for p in chain]), chain.index(anchor))]
+
+
+def _even_picks(logs: np.ndarray, anchor: int) -> list[int]:
+    """QUALITIES increasing indices into ``logs`` (increasing), from the first to the last and through
+    ``anchor``, closest in total to an even spread: for each quality the anchor may take, dynamic programming
+    over (quality, index); the best of those."""
+    n = len(logs)
+    even = np.linspace(logs[0], logs[-1], QUALITIES)
+    best: tuple[float, list[int]] = (np.inf, [])
+    for anchor_quality in range(max(1, QUALITIES - n + anchor), min(anchor, QUALITIES - 2) + 1):
+        cost = np.abs(even[:, None] - logs[None, :])
+        for quality, index in ((0, 0), (QUALITIES - 1, n - 1), (anchor_quality, anchor)):
+            cost[quality, np.arange(n) != index] = np.inf
+        total, came_from = cost[0].copy(), np.zeros((QUALITIES, n), dtype=np.int64)
+        for quality in range(1, QUALITIES):
+            # the best total of the qualities below when quality - 1 takes an index under j
+            best_below = np.concatenate([[np.inf], np.minimum.accumulate(total)[:-1]])
+            total, came_from[quality] = cost[quality] + best_below, np.concatenate([[0], _running_argmin(total)[:-1]])
+        if total[-1] < best[0]:
+            picks = [n - 1]
+            for quality in range(QUALITIES - 1, 0, -1):
+                picks.append(int(came_from[quality, picks[-1]]))
+            best = (float(total[-1]), picks[::-1])
+    if not best[1]:
+        raise ValueError(f"no increasing choice of {QUALITIES} of {n} candidates passes through the default")
+    return best[1]
+
+
+def _running_argmin(values: np.ndarray) -> np.ndarray:
+    """For each j, the index of the smallest of values[: j + 1] (the first one on ties)."""
+    best = np.zeros(len(values), dtype=np.int64)
+    for j in range(1, len(values)):
+        best[j] = j if values[j] < values[best[j - 1]] else best[j - 1]
+    return best
+
+
+def store_ladder(path: Path, faces: torch.Tensor, measured: Path | None = None) -> dict:
+    """Measure the candidates on (N, 3, S, S) training faces in [-1, 1], pick the ladder and store it.
+    ``measured`` names a JSON file that keeps the measurements: read when it exists, else written."""
+    bundle = load_bundle(path)
+    bundle.ladder = None
+    if measured is not None and measured.exists():
+        points = json.loads(measured.read_text())
+    else:
+        points = measure_rungs(Codec(bundle, "cpu"), faces, candidates())
+        if measured is not None:
+            write_bytes_atomic(measured, json.dumps(points).encode(), force=True)
+    rungs = pick_ladder(points, Rung(bundle.entropy.default_quality))
+    record = {"faces": len(faces), "margin_db": MARGIN_DB, "made_by": "python -m gecodec.train.quality_ladder",
+              "rungs": [{"quality": q, **{k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()}}
+                        for q, p in enumerate(rungs)]}
+    ladder = tuple(Rung(p["base_quality"], p["level"]) for p in rungs)
+    update_bundle(path, ladder=ladder, card={**bundle.card, "quality_ladder": record})
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = bundle_step_parser(__doc__, "ladder", LADDER_IMAGES, "training faces to measure on")
+    parser.add_argument("--measured", type=Path, default=None,
+                        help="JSON file of the candidates' measurements: reused when it exists, else written")
+    args = parser.parse_args(argv)
+    size = load_bundle(args.bundle).image_size
+    faces = load_images(args.data, size, limit=REFINE_IMAGES + args.images)[REFINE_IMAGES:]
+    record = store_ladder(args.bundle, to_float(faces), args.measured)
+    print(json.dumps({k: v for k, v in record.items() if k != "rungs"}))
+    for row in record["rungs"][::10]:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
