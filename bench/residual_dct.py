@@ -5,8 +5,8 @@
 The base layer is the default model's file at its default quality; the receiver decodes it to x_base (decoding
 is deterministic, so the encoder knows x_base exactly). The layer codes r = x - x_base with gecodec.refine (a
 DCT of YCbCr with chroma at half size, ANS under Laplace tables fitted on --fit training faces' residuals) at
-each of its qualities. Bytes are the base file plus the layer's ANS bytes plus LAYER_HEADER, the bytes that a
-container would need to say where the layer starts and at which quality. The same coder started from the
+each of its levels. Bytes are the base file plus the layer's ANS bytes plus LAYER_HEADER, the bytes that a
+container would need to say where the layer starts and at which level. The same coder started from the
 training faces' mean image, with no base layer, shows what the base layer is worth. Writes
 bench/results/residual/dct.json with the WebP points of the rd table beside it.
 """
@@ -29,7 +29,7 @@ from gecodec.metrics import psnr_8bit
 from gecodec.refine import LEVELS, analyse, fit_refinement, synthesise
 from gecodec.train.data import load_images, to_float
 
-LAYER_HEADER = 3  # a lower bound: a file's key 9 ([quality, base bytes, check]) takes 6 to 8 bytes
+LAYER_HEADER = 3  # a lower bound: a file's key 9 ([level, base bytes, check]) takes 6 to 8 bytes
 
 
 def base_layer(codec: Codec, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:

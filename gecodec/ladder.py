@@ -4,7 +4,8 @@ A plain entropy-coded model's quality is its base quality, the measurement quant
 Past the generator's floor a finer step buys almost nothing, so a model with refinement tables
 (gecodec/refine.py) carries a ladder instead: quality Q names rung Q, a base quality and a refinement level or
 none, picked on training faces so that bytes and PSNR rise at every step (gecodec.train.quality_ladder). A file's
-header holds the base quality and the level, so decoders never need the ladder.
+header holds the base quality and the level, so decoders never need the ladder. (The refinement tables'
+own "rungs", in gecodec/refine.py, are another ladder: of probability tables.)
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """A refinement layer: codes what the base decode misses, r = x - x_base, as JPEG codes pixels.
 
 The residual (in 8-bit levels) goes to YCbCr, its chroma is averaged over 2x2, and each plane is cut into
-8x8 blocks and transformed by the orthonormal DCT. Refinement quality q (0 coarsest .. LEVELS-1 finest)
+8x8 blocks and transformed by the orthonormal DCT. Refinement level q (0 coarsest .. LEVELS-1 finest)
 quantizes coefficient (plane, u, v) with step STEPS[q] x (1 + SLOPE (u + v)). Each coefficient follows a
 Laplace of its own scale, so its integers follow one of a ladder of normalized densities, picked by
-step / scale; the ladder's integer tables, and which rung each (quality, plane, u, v) takes, are fitted on
+step / scale; the ladder's integer tables, and which rung each (level, plane, u, v) takes, are fitted on
 training residuals and stored, so that encoder and decoder build bit-identical ANS coders (as in
 gecodec/entropy.py). bench/results/residual/ measures it against WebP.
 """
@@ -24,7 +24,7 @@ from gecodec.entropy import TABLE_TOTAL, ans_bytes, ans_decode, categorical, int
 from gecodec.errors import OptionError
 
 BLOCK = 8
-LEVELS = 16  # refinement qualities
+LEVELS = 16  # refinement levels
 COARSEST, FINEST = 64.0, 2.0  # their steps, in 8-bit levels, geometric in between
 SLOPE = 0.25  # higher frequencies get coarser steps
 RUNGS = 48  # normalized steps (step / scale) with a table each, geometric in between:
@@ -92,7 +92,7 @@ def _pixels(coefficients: np.ndarray, side: int) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class RefinementModel:
     scales: np.ndarray  # (3, 8, 8) float32: each coefficient's Laplace scale, in 8-bit levels
-    rungs: np.ndarray  # (LEVELS, 3, 8, 8) int32: the table each coefficient takes at each quality
+    rungs: np.ndarray  # (LEVELS, 3, 8, 8) int32: the table each coefficient takes at each level
     radii: np.ndarray  # (RUNGS,) int32: rung r codes k in -radii[r] .. radii[r]
     frequencies: np.ndarray  # int32: the rungs' tables one after another, each summing to TABLE_TOTAL
 

@@ -208,3 +208,19 @@ def test_only_gecodec_quality_settings_make_a_quality_curve():
     rows = [{"setting": {"quality": 5}}, {"setting": {"model": "a", "m": 8, "quality": 5}},
             {"setting": {"model": "a", "m": 8, "bits": 8}}, {"setting": {"model": "a", "m": 8, "target_bytes": 60}}]
     assert sorted(curve_groups(rows)) == ["", "a", "a, --quality"]
+
+
+def test_the_learned_refinement_trial_codes_its_latent_exactly_and_starts_from_the_base():
+    from bench.refine_learned import ConditionalRefiner, code_layer, decode_layer
+
+    generator = torch.Generator().manual_seed(0)
+    x, base = torch.rand(2, 3, 64, 64, generator=generator) * 2 - 1, torch.rand(2, 3, 64, 64, generator=generator) * 2 - 1
+    model = ConditionalRefiner().eval()
+    with torch.no_grad():
+        refined, integers, spread, bits = model(x, base, 4, noise=False)
+        assert torch.equal(refined, base)  # the output layer starts at zero: x_base itself
+        assert torch.equal(model.refine(integers, base, 4), refined)
+    assert integers.shape == (2, 32, 8, 8) and bits.shape == (2,)
+    k = torch.randint(-40, 41, (32, 8, 8), generator=generator).float()
+    s = torch.rand(32, 8, 8, generator=generator) * 5 + 0.11
+    assert torch.equal(decode_layer(code_layer(k, s), s), k)
