@@ -130,6 +130,8 @@ def train(args: argparse.Namespace) -> None:
         saved = torch.load(checkpoint)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        for group in optimizer.param_groups:  # a resumed run may go on at another rate
+            group["lr"] = args.lr
         state = saved["state"]
     generator = torch.Generator().manual_seed(state["step"])
     started, last_save = time.monotonic(), time.monotonic()
