@@ -31,6 +31,7 @@ from tqdm import tqdm
 from bench.residual_dct import LAYER_HEADER, base_layer
 from gecodec.api import get_codec
 from gecodec.bundle import load_model
+from gecodec.entropy import ans_bytes, categorical, integer_table
 from gecodec.fileio import write_bytes_atomic
 from gecodec.metrics import psnr_8bit
 from gecodec.train.data import load_images, to_float
@@ -39,6 +40,7 @@ LAMBDAS = (0.0025, 0.006, 0.015, 0.04, 0.08)  # rate (bits per pixel) + lambda x
 LATENT, FEATURES = 32, 64
 SMALLEST_SPREAD = 0.11  # of a latent's Gaussian, in quantizer steps
 RADIUS = 255  # the coder's integers run over -RADIUS .. RADIUS
+STATIC_RADIUS, STATIC_FIT = 64, 2048  # static tables: their integers' range, and the training faces they are fitted on
 BATCH = 16
 
 
@@ -191,6 +193,26 @@ def decode_layer(data: bytes, spread: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(coder.decode(family, np.zeros_like(stds), stds).astype(np.float32)).reshape(spread.shape)
 
 
+def static_tables(model: ConditionalRefiner, faces: torch.Tensor, bases: torch.Tensor, level: int) -> list[np.ndarray]:
+    """Per latent channel, an integer table of the integers that training faces give at ``level``: a prior that
+    needs no x_base, so that encoder and decoder would build identical coders on any platform."""
+    with torch.no_grad():
+        integers = torch.cat([model(to_float(faces[i : i + 256]), to_float(bases[i : i + 256]), level, noise=False)[1]
+                              for i in range(0, len(faces), 256)])
+    symbols = (integers.clamp(-STATIC_RADIUS, STATIC_RADIUS) + STATIC_RADIUS).long()
+    return [integer_table(np.bincount(symbols[:, c].flatten().numpy(), minlength=2 * STATIC_RADIUS + 1) + 0.5)
+            for c in range(LATENT)]
+
+
+def code_static(integers: torch.Tensor, tables: list[np.ndarray]) -> bytes:
+    """One image's (LATENT, 8, 8) integers -> ANS bytes under the static per-channel tables."""
+    coder = constriction.stream.stack.AnsCoder()
+    symbols = (integers.clamp(-STATIC_RADIUS, STATIC_RADIUS) + STATIC_RADIUS).numpy().astype(np.int32)
+    for channel in reversed(range(LATENT)):
+        coder.encode_reverse(symbols[channel].ravel(), categorical(tables[channel]))
+    return ans_bytes(coder)
+
+
 def measure(args: argparse.Namespace) -> None:
     saved = torch.load(args.run / "checkpoint.pt")
     model = ConditionalRefiner()
@@ -199,6 +221,8 @@ def measure(args: argparse.Namespace) -> None:
     codec = get_codec(load_model(), "cpu")
     val = to_float(load_images(args.data / "val", 64, limit=args.n))
     val_base, base_bytes = base_layer(codec, val)
+    train_faces = torch.from_numpy(np.load(args.run / "faces.npy", mmap_mode="r")[-STATIC_FIT:].copy())
+    train_bases = torch.from_numpy(np.load(args.run / "bases.npy", mmap_mode="r")[-STATIC_FIT:].copy())
     rows = []
     with torch.no_grad():
         for level in range(len(LAMBDAS)):
@@ -208,13 +232,19 @@ def measure(args: argparse.Namespace) -> None:
             assert torch.equal(decoded, integers.clamp(-RADIUS, RADIUS)), "the coder does not round-trip"
             refined = model.refine(decoded, val_base, level).clamp(-1, 1)
             sizes = base_bytes + np.array([len(layer) for layer in layers]) + LAYER_HEADER
+            tables = static_tables(model, train_faces, train_bases, level)
+            static = base_bytes + np.array([len(code_static(k, tables)) for k in integers]) + LAYER_HEADER
             rows.append({"level": level, "lambda": LAMBDAS[level], "bytes": float(sizes.mean()),
-                         "psnr": float(psnr_8bit(refined, val).mean())})
+                         "psnr": float(psnr_8bit(refined, val).mean()), "static_table_bytes": float(static.mean()),
+                         "static_clipped": int((integers.abs() > STATIC_RADIUS).sum())})
             print(rows[-1], flush=True)
     dct = json.loads(Path("bench/results/residual/dct.json").read_text())["base_plus_layer"]
     for row in rows:  # the DCT layer's curve (same base, same faces) read at the same bytes
         row["dct_psnr_at_same_bytes"] = float(np.interp(row["bytes"], [r["bytes"] for r in dct], [r["psnr"] for r in dct]))
-        print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {row['dct_psnr_at_same_bytes']:.2f} |")
+        row["dct_psnr_at_static_bytes"] = float(np.interp(row["static_table_bytes"], [r["bytes"] for r in dct],
+                                                          [r["psnr"] for r in dct]))
+        print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {row['dct_psnr_at_same_bytes']:.2f} | "
+              f"{row['static_table_bytes']:.1f} | {row['dct_psnr_at_static_bytes']:.2f} |")
     result = {"faces": len(val), "train_faces": int(len(np.load(args.run / "bases.npy", mmap_mode="r"))),
               "steps": saved["state"]["step"], "train_minutes": round(saved["state"]["seconds"] / 60, 1),
               "learned": rows, "dct": dct}
