@@ -163,10 +163,8 @@ class Codec:
     def rung(self, quality: int | None, refine: int | None = None) -> Rung:
         """What checked rate settings write: quality's rung on the model's ladder (on a model without one, the
         base at that quality; None: the default base alone), with ``refine``'s layer when one is given."""
-        if quality is None:
-            rung = Rung(self.bundle.entropy.default_quality)
-        else:
-            rung = self.bundle.ladder[quality] if self.bundle.ladder is not None else Rung(quality)
+        quality = self.bundle.default_quality if quality is None else quality
+        rung = self.bundle.ladder[quality] if self.bundle.ladder is not None else Rung(quality)
         return rung if refine is None else Rung(rung.base_quality, refine)
 
     def encode_batch(
@@ -253,7 +251,6 @@ class Codec:
 
     def _with_layers(self, bases: list[bytes], images: torch.Tensor, level: int) -> list[bytes]:
         """Each base file with a refinement layer at ``level``."""
-        check_level(level)
         decoded = self.base_decodes(bases)
         return [self.add_layer(base, image - pixels, level)[0] for base, image, pixels in zip(bases, images, decoded)]
 
@@ -268,10 +265,10 @@ class Codec:
                 continue  # no layer fits on these bases: skip their decode
             for i, (base, pixels) in enumerate(zip(bases, self.base_decodes(bases))):
                 for level in range(LEVELS):
-                    data, layer = self.add_layer(base, images[i] - pixels, level)
+                    data, decoded = self.layered(base, images[i], pixels, level)
                     if len(data) > target_bytes:
                         break  # finer layers are larger
-                    error = float(((self.refined(pixels, layer, level) - images[i]) ** 2).mean())  # the decode
+                    error = float(((decoded - images[i]) ** 2).mean())
                     if error < best[i][0]:
                         best[i] = (error, data)
         return [data for _, data in best]
@@ -281,6 +278,12 @@ class Codec:
         if self.bundle.refine is None:
             raise OptionError(f"model {self.bundle.name} has no refinement tables")
         return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
+
+    def layered(self, base: bytes, image: torch.Tensor, pixels: torch.Tensor, level: int) -> tuple[bytes, torch.Tensor]:
+        """The base file with a layer at ``level`` coding ``image`` past its decode ``pixels`` (base_decodes), and
+        what a receiver decodes from it: the encoder knows it exactly."""
+        data, layer = self.add_layer(base, image - pixels, level)
+        return data, self.refined(pixels, layer, level)
 
     def add_layer(self, base: bytes, residual: torch.Tensor, level: int) -> tuple[bytes, bytes]:
         """A base file with a refinement layer of ``residual`` added: (the file, the layer's bytes)."""

@@ -62,7 +62,7 @@ class Header:
     crop: tuple[int, int, int, int] | None = None  # the face's square in the photo, when not its centre square:
     # (centre x, centre y, side) in the photo's pixels and the rotation in tenths of a degree
     layer: tuple[int, int, int] | None = None  # version 2: a refinement layer follows the base payload:
-    # (its quality, the base payload's length in bytes, the check code of the refinement tables it needs)
+    # (its level, the base payload's length in bytes, the check code of the refinement tables it needs)
 
     @property
     def model_hex(self) -> str:

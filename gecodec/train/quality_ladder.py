@@ -55,12 +55,9 @@ def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[
             if level is None:
                 measured[Rung(quality)] = _point(Rung(quality), bases, pixels, faces)
                 continue
-            files, refined = [], []
-            for base, face, base_pixels in zip(bases, faces, pixels):
-                data, layer = codec.add_layer(base, face - base_pixels, level)
-                files.append(data)
-                refined.append(codec.refined(base_pixels, layer, level))
-            measured[Rung(quality, level)] = _point(Rung(quality, level), files, torch.stack(refined), faces)
+            files, refined = zip(*(codec.layered(base, face, base_pixels, level)
+                                   for base, face, base_pixels in zip(bases, faces, pixels)))
+            measured[Rung(quality, level)] = _point(Rung(quality, level), list(files), torch.stack(refined), faces)
     return [measured[rung] for rung in rungs]
 
 
