@@ -21,6 +21,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import constriction
 import numpy as np
@@ -42,6 +43,7 @@ SMALLEST_SPREAD = 0.11  # of a latent's Gaussian, in quantizer steps
 RADIUS = 255  # the coder's integers run over -RADIUS .. RADIUS
 STATIC_RADIUS, STATIC_FIT = 64, 2048  # static tables: their integers' range, and the training faces they are fitted on
 BATCH = 16
+TIMED, TIMED_RATE = 16, 2  # measure times the decoding of this many layers of this rate
 
 
 def down(cin: int, cout: int) -> nn.Conv2d:
@@ -69,36 +71,40 @@ class ConditionalRefiner(nn.Module):
         nn.init.zeros_(self.out.weight)  # start from x_base itself, not from x_base plus noise
         nn.init.zeros_(self.out.bias)
 
-    def base_features(self, base: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def conditioning(self, base: torch.Tensor, level: int) -> Conditioning:
+        """What both sides derive from x_base at a rate: its features, and each latent's mean and spread."""
         f1 = self.base1(base)
         f2 = self.base2(f1)
         f3 = self.base3(f2)
         mean, log_spread = self.prior(f3).chunk(2, dim=1)
-        return f1, f2, f3, mean, log_spread
+        gain = self.log_gains[level].exp()[None, :, None, None]
+        return Conditioning(base, (f1, f2, f3), mean, gain, (log_spread.exp() * gain).clamp_min(SMALLEST_SPREAD))
 
     def forward(self, x: torch.Tensor, base: torch.Tensor, level: int, noise: bool
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (the refined image, the latent's integers, their Gaussian spreads (both in quantizer steps), bits)."""
-        f1, f2, f3, mean, log_spread = self.base_features(base)
-        gain = self.log_gains[level].exp()[None, :, None, None]
-        scaled = (self.analysis(torch.cat([x, base], 1)) - mean) * gain
-        spread = (log_spread.exp() * gain).clamp_min(SMALLEST_SPREAD)
+        given = self.conditioning(base, level)
+        scaled = (self.analysis(torch.cat([x, base], 1)) - given.mean) * given.gain
         # Training stands in uniform noise for rounding (Balle et al. 2017), for the rate and the synthesis alike.
         coded = scaled + torch.empty_like(scaled).uniform_(-0.5, 0.5) if noise else scaled.round()
-        bits = -torch.log2(_bin_probability(coded, spread).clamp_min(1e-9)).sum((1, 2, 3))
-        latent = coded / gain + mean
-        h = self.up1(torch.cat([latent, f3], 1))
+        bits = -torch.log2(_bin_probability(coded, given.spread).clamp_min(1e-9)).sum((1, 2, 3))
+        return self.refine(coded, given), scaled.round(), given.spread, bits
+
+    def refine(self, integers: torch.Tensor, given: Conditioning) -> torch.Tensor:
+        """The decoder: the latent's integers -> x_base plus the residual they and x_base's features draw."""
+        f1, f2, f3 = given.features
+        h = self.up1(torch.cat([integers / given.gain + given.mean, f3], 1))
         h = self.up2(torch.cat([h, f2], 1))
         h = self.up3(torch.cat([h, f1], 1))
-        refined = base + self.out(torch.cat([h, base], 1))
-        return refined, scaled.round(), spread, bits
+        return given.base + self.out(torch.cat([h, given.base], 1))
 
-    def refine(self, integers: torch.Tensor, base: torch.Tensor, level: int) -> torch.Tensor:
-        """The decoder: the latent's integers and x_base -> the refined image."""
-        f1, f2, f3, mean, _ = self.base_features(base)
-        latent = integers / self.log_gains[level].exp()[None, :, None, None] + mean
-        h = self.up3(torch.cat([self.up2(torch.cat([self.up1(torch.cat([latent, f3], 1)), f2], 1)), f1], 1))
-        return base + self.out(torch.cat([h, base], 1))
+
+class Conditioning(NamedTuple):
+    base: torch.Tensor
+    features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # of x_base at 32, 16 and 8 pixels
+    mean: torch.Tensor
+    gain: torch.Tensor
+    spread: torch.Tensor
 
 
 def _bin_probability(value: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
@@ -213,6 +219,16 @@ def code_static(integers: torch.Tensor, tables: list[np.ndarray]) -> bytes:
     return ans_bytes(coder)
 
 
+def layer_decode_ms(model: ConditionalRefiner, bases: torch.Tensor, layers: list[bytes]) -> float:
+    """A receiver's part, in milliseconds a face at batch 1: conditioning on x_base, the ANS decode, the synthesis."""
+    started = time.perf_counter()
+    with torch.no_grad():
+        for base, data in zip(bases, layers):
+            given = model.conditioning(base[None], TIMED_RATE)
+            model.refine(decode_layer(data, given.spread[0])[None], given)
+    return round(1000 * (time.perf_counter() - started) / len(layers), 2)
+
+
 def measure(args: argparse.Namespace) -> None:
     saved = torch.load(args.run / "checkpoint.pt")
     model = ConditionalRefiner()
@@ -230,7 +246,7 @@ def measure(args: argparse.Namespace) -> None:
             layers = [code_layer(k, s) for k, s in zip(integers, spread)]
             decoded = torch.stack([decode_layer(data, s) for data, s in zip(layers, spread)])
             assert torch.equal(decoded, integers.clamp(-RADIUS, RADIUS)), "the coder does not round-trip"
-            refined = model.refine(decoded, val_base, level).clamp(-1, 1)
+            refined = model.refine(decoded, model.conditioning(val_base, level)).clamp(-1, 1)
             sizes = base_bytes + np.array([len(layer) for layer in layers]) + LAYER_HEADER
             tables = static_tables(model, train_faces, train_bases, level)
             static = base_bytes + np.array([len(code_static(k, tables)) for k in integers]) + LAYER_HEADER
@@ -238,6 +254,8 @@ def measure(args: argparse.Namespace) -> None:
                          "psnr": float(psnr_8bit(refined, val).mean()), "static_table_bytes": float(static.mean()),
                          "static_clipped": int((integers.abs() > STATIC_RADIUS).sum())})
             print(rows[-1], flush=True)
+            if level == TIMED_RATE:
+                timed_layers = layers[:TIMED]
     dct = json.loads(Path("bench/results/residual/dct.json").read_text())["base_plus_layer"]
     for row in rows:  # the DCT layer's curve (same base, same faces) read at the same bytes
         row["dct_psnr_at_same_bytes"] = float(np.interp(row["bytes"], [r["bytes"] for r in dct], [r["psnr"] for r in dct]))
@@ -245,7 +263,8 @@ def measure(args: argparse.Namespace) -> None:
                                                           [r["psnr"] for r in dct]))
         print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {row['dct_psnr_at_same_bytes']:.2f} | "
               f"{row['static_table_bytes']:.1f} | {row['dct_psnr_at_static_bytes']:.2f} |")
-    result = {"faces": len(val), "train_faces": int(len(np.load(args.run / "bases.npy", mmap_mode="r"))),
+    result = {"faces": len(val), "weights": sum(p.numel() for p in model.parameters()),
+              f"rate_{TIMED_RATE}_decode_ms_per_image": layer_decode_ms(model, val_base[:TIMED], timed_layers), "train_faces": int(len(np.load(args.run / "bases.npy", mmap_mode="r"))),
               "steps": saved["state"]["step"], "train_minutes": round(saved["state"]["seconds"] / 60, 1),
               "learned": rows, "dct": dct}
     write_bytes_atomic(args.out / "learned.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)

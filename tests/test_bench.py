@@ -219,7 +219,7 @@ def test_the_learned_refinement_trial_codes_its_latent_exactly_and_starts_from_t
     with torch.no_grad():
         refined, integers, spread, bits = model(x, base, 4, noise=False)
         assert torch.equal(refined, base)  # the output layer starts at zero: x_base itself
-        assert torch.equal(model.refine(integers, base, 4), refined)
+        assert torch.equal(model.refine(integers, model.conditioning(base, 4)), refined)
     assert integers.shape == (2, 32, 8, 8) and bits.shape == (2,)
     k = torch.randint(-40, 41, (32, 8, 8), generator=generator).float()
     s = torch.rand(32, 8, 8, generator=generator) * 5 + 0.11
