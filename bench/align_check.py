@@ -6,8 +6,8 @@ Each validation crop is grown into an LFW-style portrait (mirrored outwards at i
 background go on around the face, enlarged 4x and turned ANGLE degrees), then coded twice with the default
 model: the tight crop as it is, and the portrait through face finding and alignment. Writes
 bench/results/align/align.json (per face, the mean, and the mean over the faces the detector found: bytes,
-PSNR of each file against the crop it was made from, PSNR of the aligned crop against the tight one), strip.png (portrait, aligned crop, decode, pasted
-back) and portrait.png, an example input for `gec encode`.
+PSNR of each file against the crop it was made from, PSNR of the aligned crop against the tight one),
+strip.png (portrait, aligned crop, decode, pasted back) and portrait.png, an example input for `gec encode`.
 """
 
 from __future__ import annotations

@@ -264,7 +264,8 @@ def measure(args: argparse.Namespace) -> None:
         print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {row['dct_psnr_at_same_bytes']:.2f} | "
               f"{row['static_table_bytes']:.1f} | {row['dct_psnr_at_static_bytes']:.2f} |")
     result = {"faces": len(val), "weights": sum(p.numel() for p in model.parameters()),
-              f"rate_{TIMED_RATE}_decode_ms_per_image": layer_decode_ms(model, val_base[:TIMED], timed_layers), "train_faces": int(len(np.load(args.run / "bases.npy", mmap_mode="r"))),
+              f"rate_{TIMED_RATE}_decode_ms_per_image": layer_decode_ms(model, val_base[:TIMED], timed_layers),
+              "train_faces": int(len(np.load(args.run / "bases.npy", mmap_mode="r"))),
               "steps": saved["state"]["step"], "train_minutes": round(saved["state"]["seconds"] / 60, 1),
               "learned": rows, "dct": dct}
     write_bytes_atomic(args.out / "learned.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)

@@ -84,8 +84,9 @@ def markdown_table(summaries: dict[str, list[dict]]) -> str:
     for name, rows in summaries.items():
         for r in rows:
             encode_ms = None if r["encode_s"] is None else 1000 * r["encode_s"]
-            cells = [name, setting_key(r["setting"]), str(r["images"]), format_cell(r["bytes"], digits=1), format_cell(r["bpp"], digits=4),
-                     format_cell(r["psnr"], r["psnr_ci95"]), format_cell(r["mse"], r["mse_ci95"], 5), format_cell(r["ssim"], r["ssim_ci95"], 4),
+            cells = [name, setting_key(r["setting"]), str(r["images"]), format_cell(r["bytes"], digits=1),
+                     format_cell(r["bpp"], digits=4), format_cell(r["psnr"], r["psnr_ci95"]),
+                     format_cell(r["mse"], r["mse_ci95"], 5), format_cell(r["ssim"], r["ssim_ci95"], 4),
                      format_cell(r["ms_ssim"], r["ms_ssim_ci95"], 4), format_share(r["same_person"], r["same_person_ci95"]),
                      format_cell(r["identity_distance"], r["identity_distance_ci95"], 3), format_cell(encode_ms, digits=1),
                      format_cell(r["decode_s"], digits=3)]

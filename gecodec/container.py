@@ -37,7 +37,8 @@ PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
 KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER = 1, 2, 3, 4, 5, 6, 7, 8, 9
-V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER)  # version 2 codes ge mode only; its seed lives in the extras
+# Version 2 codes ge mode only; its seed lives in the extras.
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER)
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}

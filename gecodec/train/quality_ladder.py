@@ -1,6 +1,7 @@
 """Pick a bundle's quality ladder (gecodec/ladder.py) on training faces and store it in the bundle.
 
-    python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train --bundle gecodec/weights/celeba64-default.safetensors
+    python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train \\
+        --bundle gecodec/weights/celeba64-default.safetensors
 
 Every base quality from 0 to MAX_BASE_QUALITY, alone and under each refinement level, is coded and decoded as a
 receiver would on LADDER_IMAGES training faces (past the REFINE_IMAGES that the refinement tables were fitted on).

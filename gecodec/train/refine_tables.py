@@ -1,6 +1,7 @@
 """Fit a bundle's refinement tables on training faces' residuals and store them in the bundle.
 
-    python -m gecodec.train.refine_tables --data ../shared/data/celeba64/train --bundle gecodec/weights/celeba64-default.safetensors
+    python -m gecodec.train.refine_tables --data ../shared/data/celeba64/train \\
+        --bundle gecodec/weights/celeba64-default.safetensors
 
 Each training face is coded at the bundle's default quality and decoded (as 8-bit pixels, what a receiver
 sees); gecodec.refine fits its Laplace scales and table ladder on the residuals x - x_base. The model id does
