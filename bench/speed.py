@@ -1,8 +1,8 @@
 """Encode and decode time per image for a model at its own decode schedule, on CPU and on CUDA.
 
 Encoding is timed at the model's default rate, and for a model with an entropy model also with
---target-bytes 100 (the quality search included). For a model with refinement tables, adding a layer of
-level REFINE_LEVEL to its decoded base is timed alone: what a layer adds to decoding.
+--target-bytes 100 (the quality search included). For each refinement layer a model has (DCT, learned),
+adding a layer of the level LAYER_LEVELS names to its decoded base is timed alone: what a layer adds to decoding.
 
     python -m bench.speed --data ../shared/data/celeba64/val --n 8 --batch-sizes 1 8
 
@@ -30,7 +30,7 @@ from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_BYTES = 100
-REFINE_LEVEL = 7  # a mid-size layer: about 490 bytes a file in all
+LAYER_LEVELS = {"dct": 7, "learned": 2}  # mid-size layers: about 490 and 310 bytes a file in all
 
 
 def timed(device: torch.device, work: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
@@ -48,25 +48,28 @@ def measure(codec: Codec, images: torch.Tensor, batch_size: int, options: Search
     """Seconds per image for encoding and decoding ``images`` in batches of ``batch_size``."""
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
     codec.decode_batch(codec.encode_batch(batches[0][:1]), iters=2)  # warm-up
-    encode_s = target_s = decode_s = refine_s = 0.0
+    encode_s = target_s = decode_s = 0.0
+    layers = {kind: level for kind, level in LAYER_LEVELS.items() if kind in codec.bundle.layer_levels}
+    refine_s = dict.fromkeys(layers, 0.0)
     for batch in batches:
         seconds, files = timed(codec.device, codec.encode_batch, batch)
         encode_s += seconds
         if codec.bundle.entropy is not None:
             target_s += timed(codec.device, codec.encode_batch, batch, target_bytes=TARGET_BYTES)[0]
         decode_s += timed(codec.device, codec.decode_batch, files, batch_size=batch_size, **vars(options))[0]
-        if codec.bundle.refine is not None:
-            layered = [codec.parse(f) for f in codec.encode_batch(batch, refine=REFINE_LEVEL)]
-            bases = codec.decode_parsed(layered, batch_size, base_only=True, **vars(options))
-            refine_s += sum(timed(codec.device, codec.refined, base, item.layer, REFINE_LEVEL)[0]
-                            for base, item in zip(bases, layered))
+        if layers:
+            pixels = codec.base_decodes(files)
+        for kind, level in layers.items():
+            layered = [codec.parse(f) for f in codec.layered(files, batch.cpu(), pixels, level, kind)[0]]
+            refine_s[kind] += sum(timed(codec.device, codec.refined, base, item.layer, level, kind)[0]
+                                  for base, item in zip(pixels, layered))
     row = {"device": str(codec.device), "batch_size": batch_size, "images": len(images),
            "encode_ms_per_image": round(1000 * encode_s / len(images), 2),
            "decode_s_per_image": round(decode_s / len(images), 3)}
     if codec.bundle.entropy is not None:
         row[f"encode_ms_per_image_target_{TARGET_BYTES}_bytes"] = round(1000 * target_s / len(images), 2)
-    if codec.bundle.refine is not None:
-        row[f"refine_level_{REFINE_LEVEL}_decode_ms_per_image"] = round(1000 * refine_s / len(images), 2)
+    for kind, level in layers.items():
+        row[f"{kind}_layer_level_{level}_decode_ms_per_image"] = round(1000 * refine_s[kind] / len(images), 2)
     return row
 
 
@@ -104,12 +107,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     target = f"encode_ms_per_image_target_{TARGET_BYTES}_bytes"
-    layer = f"refine_level_{REFINE_LEVEL}_decode_ms_per_image"
+    layers = [f"{kind}_layer_level_{level}_decode_ms_per_image" for kind, level in LAYER_LEVELS.items()]
     print(f"\n| device | hardware | batch | encode ms/img | encode to {TARGET_BYTES} B, ms/img | decode s/img | "
-          f"a level-{REFINE_LEVEL} layer, ms/img |\n|---|---|---|---|---|---|---|")
+          + " | ".join(f"a {kind} level-{level} layer, ms/img" for kind, level in LAYER_LEVELS.items())
+          + " |\n|---|---|---|---|---|---|" + "---|" * len(layers))
     for r in rows:
         print(f"| {r['device']} | {r['hardware']} | {r['batch_size']} | {r['encode_ms_per_image']} | "
-              f"{r.get(target, '-')} | {r['decode_s_per_image']} | {r.get(layer, '-')} |")
+              f"{r.get(target, '-')} | {r['decode_s_per_image']} | " + " | ".join(str(r.get(k, '-')) for k in layers) + " |")
 
 
 if __name__ == "__main__":

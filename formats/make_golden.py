@@ -10,8 +10,9 @@ Sets: the tiny GE1 bundle's files (expected.json), a tiny joint bundle's file (e
 file made with the shipped default model of 2026-11, celeba64-default id 93851b1c (expected-default-v2.json),
 version-2 (entropy-coded) files of a tiny bundle with an entropy model (expected-entropy.json), and files
 made with the joint default of 2026-11-28 (expected-default-v3.json: its default quality and 8 bits), and
-files with a face's crop in a photo, version 2 and version 1 (expected-crop.json), and a file of the default
-model with a refinement layer (expected-refine.json).
+files with a face's crop in a photo, version 2 and version 1 (expected-crop.json), a file of the default
+model with a refinement layer (expected-refine.json), and one with a learned refinement layer
+(expected-learned.json).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def header_fields(header: container.Header) -> dict:
 def stored_values(bundle: Bundle, header: container.Header, payload: bytes) -> list[int]:
     """The integers a file holds: fixed-length values (version 1) or entropy-coded symbols (version 2)."""
     if header.quality is not None:  # the base layer's symbols (a refinement layer follows them)
-        base = payload[: header.layer[1]] if header.layer else payload
+        base = payload[: header.layer.base_bytes] if header.layer else payload
         return bundle.entropy.decode(base, header.quality).tolist()
     return unpack_bits(payload, header.count or bundle.m, header.bits).tolist()
 
@@ -130,7 +131,11 @@ def write_set(expected_name: str, bundle: Bundle, bundle_file: str | None, cases
     expected = {"bundle": bundle_file or bundle.name, "bundle_sha256": bundle.sha256, "files": {}}
     for index, (name, options, source) in enumerate(cases):
         x = test_image(index, bundle.image_size).unsqueeze(0)
+        options = dict(options)
+        layer = options.pop("layer", None)  # (level, kind): a layer added to the file the other options make
         data = codec.encode_batch(x, sources=[source or Source()], hints=hints, **options)[0]
+        if layer is not None:
+            data = codec.layered([data], x, codec.base_decodes([data]), *layer)[0][0]
         (HERE / name).write_bytes(data)
         header, payload = container.read(data)
         decoded = codec.decode_batch([data])[0]
@@ -167,6 +172,10 @@ def main() -> None:
         bundle = load_model()  # the joint default, with its refinement tables
         write_set("expected-refine.json", bundle, None, [("default-v3-refined.gec", {"refine": 7}, None)],
                   {"iters": 20})
+    if args.force or not (HERE / "expected-learned.json").exists():
+        bundle = load_model()  # the joint default, with its learned refinement layer
+        write_set("expected-learned.json", bundle, None,
+                  [("default-v3-learned.gec", {"layer": (2, "learned")}, None)], {"iters": 20})
     if args.force or not (HERE / "expected-crop.json").exists():
         write_set("expected-crop.json", load_bundle(TINY_ENTROPY_BUNDLE), TINY_ENTROPY_BUNDLE.name, [
             ("v2-crop.gec", {"quality": 30}, Source((640, 480), (300, 200, 150, -123))),

@@ -21,14 +21,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gecodec.align import CropGeometry
-from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, REFINE_FORMAT_VERSION, SHIPPED_DIR,
-                             SOLVER_FORMAT_VERSION, available_bundles, digest, read_metadata, user_model_dir)
-from gecodec.container import HINT_LIMITS
+from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, LEARNED_REFINE_FORMAT_VERSION,
+                             REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, available_bundles, digest,
+                             read_metadata, user_model_dir)
+from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
 from gecodec.ladder import Rung, ladder_from_config
+from gecodec.learned_layer import PREFIX as LEARNED_PREFIX, RADIUS as LEARNED_RADIUS, LearnedRefinement
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
+from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
 from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.options import DEFAULT_MODEL
 from gecodec.refine import LEVELS as REFINE_LEVELS, RUNGS, RefinementModel
@@ -53,7 +56,8 @@ class Bundle:
     decode: SearchOptions = field(default_factory=SearchOptions)  # the decoder's default schedule
     entropy: EntropyModel | None = None  # the probability tables of entropy-coded (version 2) files
     crop: CropGeometry | None = None  # where the training crops have their eyes: how the encoder frames a photo
-    refine: RefinementModel | None = None  # the refinement layer's tables (not part of the model id)
+    refine: RefinementModel | None = None  # the DCT refinement layer's tables (not part of the model id)
+    refine_learned: LearnedRefinement | None = None  # the learned refinement layer (not part of the model id)
     ladder: tuple[Rung, ...] | None = None  # what each quality writes, for a model with refinement tables
     sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
     path: Path | None = None
@@ -88,6 +92,14 @@ class Bundle:
         return self.encoder.config.m
 
     @property
+    def layer_levels(self) -> dict[str, int]:
+        """The refinement layers this model codes: kind (container.Layer.kind) -> its number of levels."""
+        levels = {"dct": REFINE_LEVELS} if self.refine is not None else {}
+        if self.refine_learned is not None:
+            levels["learned"] = self.refine_learned.levels
+        return levels
+
+    @property
     def encoder_kind(self) -> str:
         return "ge0" if isinstance(self.encoder, BeganEncoder) else "ge1"
 
@@ -113,10 +125,15 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
         tensors.update({k: v.detach().cpu().contiguous() for k, v in bundle.entropy.to_tensors().items()})
     if bundle.refine is not None:
         tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.refine.to_arrays().items()})
+    if bundle.refine_learned is not None:  # the network in ``dtype``, its tables exact
+        tensors.update({k: v.to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+                        for k, v in bundle.refine_learned.to_tensors().items()})
     return tensors
 
 
 def format_version(bundle: Bundle) -> str:
+    if bundle.refine_learned is not None:
+        return LEARNED_REFINE_FORMAT_VERSION
     if bundle.refine is not None:
         return REFINE_FORMAT_VERSION
     if bundle.entropy is not None:
@@ -142,6 +159,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["crop"] = bundle.crop.to_dict()
     if bundle.refine is not None:
         config["refine"] = {"levels": REFINE_LEVELS, "rungs": RUNGS}
+    if bundle.refine_learned is not None:
+        config["refine_learned"] = bundle.refine_learned.network.config.to_dict()
     if bundle.ladder is not None:
         config["quality_ladder"] = [rung.to_list() for rung in bundle.ladder]
     metadata = {
@@ -196,7 +215,8 @@ def _submodule(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch
 # Caps on a bundle's config, checked before any network is built (formats/bundle.md), so a small file cannot ask
 # for gigabytes of weights. The decode schedule obeys the limits of a file's decoder hints.
 CONFIG_CAPS = {"image_size": 256, "latent_dim": 1024, "channels": 1024, "min_channels": 1024, "m": 4096,
-               "depth": 8, "filters": 256, "embedding_dim": 1024, "hidden": 4096}
+               "depth": 8, "filters": 256, "embedding_dim": 1024, "hidden": 4096, "levels": MAX_LAYER_LEVEL + 1,
+               "latent": 256, "features": 256}
 STORED_DTYPES = ("F16", "F32")
 MAX_TABLE_ENTRIES = 1 << 20  # an entropy model's tables, all qualities together
 
@@ -205,7 +225,7 @@ def _check_caps(config: dict) -> None:
     entropy = config.get("entropy")
     if entropy is not None and not (isinstance(entropy, dict) and entropy.get("qualities") == QUALITIES):
         raise ValueError(f"the entropy model must have {QUALITIES} qualities")
-    for part in ("generator", "encoder", "ae_decoder", "solver"):
+    for part in ("generator", "encoder", "ae_decoder", "solver", "refine_learned"):
         for key, value in config.get(part, {}).items():
             if key in CONFIG_CAPS and isinstance(value, int) and not 1 <= value <= CONFIG_CAPS[key]:
                 raise ValueError(f"{part} {key} = {value} is outside 1 to {CONFIG_CAPS[key]}")
@@ -216,8 +236,8 @@ def _check_caps(config: dict) -> None:
 
 
 def _ladder(config: dict) -> tuple[Rung, ...] | None:
-    """The config's quality ladder, which needs refinement tables and an entropy model whose default base alone
-    is one of its rungs."""
+    """The config's quality ladder, which needs refinement tables, an entropy model whose default base alone
+    is one of its rungs, and a learned refinement layer with each learned level it names."""
     if "quality_ladder" not in config:
         return None
     if "refine" not in config or "entropy" not in config:
@@ -225,6 +245,10 @@ def _ladder(config: dict) -> tuple[Rung, ...] | None:
     ladder = ladder_from_config(config["quality_ladder"])
     if Rung(config["entropy"]["default_quality"]) not in ladder:
         raise ValueError("the quality ladder does not hold the default quality's base alone")
+    learned_levels = config.get("refine_learned", {}).get("levels", 0)
+    if any(rung.kind == "learned" and rung.level >= learned_levels for rung in ladder):
+        raise ValueError(f"the quality ladder names learned refinement levels that the bundle's {learned_levels} "
+                         "do not cover")
     return ladder
 
 
@@ -235,10 +259,12 @@ def _build(config: dict) -> dict[str, nn.Module | None]:
     encoder = encoder_class(encoder_config(**config["encoder"]))
     ae_decoder = AutoencoderDecoder(encoder.config, **config["ae_decoder"]) if "ae_decoder" in config else None
     solver = LatentSolver(SolverConfig(**config["solver"])) if "solver" in config else None
+    refiner = ConditionalRefiner(RefinerConfig(**config["refine_learned"])) if "refine_learned" in config else None
     if solver is not None and (solver.config.m, solver.config.latent_dim) != (encoder.config.m,
                                                                              generator.config.latent_dim):
         raise ValueError("the solver's sizes do not match G and EN")
-    return {"generator": generator, "encoder": encoder, "ae_decoder": ae_decoder, "solver": solver}
+    return {"generator": generator, "encoder": encoder, "ae_decoder": ae_decoder, "solver": solver,
+            LEARNED_PREFIX + "net": refiner}
 
 
 def _check_stored_tensors(path: Path, config: dict) -> None:
@@ -260,6 +286,9 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
             raise ValueError(f"the refinement model must have {REFINE_LEVELS} levels and {RUNGS} rungs")
         expected.update({"refine.scales": ((3, 8, 8), ("F32",)), "refine.rungs": ((REFINE_LEVELS, 3, 8, 8), ("I32",)),
                          "refine.radii": ((RUNGS,), ("I32",)), "refine.frequencies": (None, ("I32",))})
+    if "refine_learned" in config:
+        learned = modules[LEARNED_PREFIX + "net"].config
+        expected[LEARNED_PREFIX + "tables"] = ((learned.levels, learned.latent, 2 * LEARNED_RADIUS + 1), ("I32",))
     with safe_open(str(path), framework="pt") as handle:
         stored = {name: handle.get_slice(name) for name in handle.keys()}
         unexpected = sorted(set(stored) - set(expected))
@@ -299,6 +328,7 @@ def load_bundle(path: str | Path) -> Bundle:
             if module is not None:
                 module.load_state_dict(_submodule(tensors, prefix))
                 module.eval().requires_grad_(False)
+        refiner = modules[LEARNED_PREFIX + "net"]
         decode = SearchOptions(**config["decode"]) if "decode" in config else SearchOptions()
         if "decode" in config and set(config["decode"]) != set(vars(decode)):
             raise ValueError(f"decode schedule fields {sorted(config['decode'])}, expected {sorted(vars(decode))}")
@@ -319,6 +349,8 @@ def load_bundle(path: str | Path) -> Bundle:
             if "crop" in config else None,
             refine=RefinementModel.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("refine.")})
             if "refine" in config else None,
+            refine_learned=LearnedRefinement(refiner, tensors[LEARNED_PREFIX + "tables"].numpy())
+            if refiner is not None else None,
             ladder=_ladder(config),
             sha256=tensors_digest(tensors),
             path=path,

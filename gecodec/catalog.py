@@ -17,11 +17,13 @@ from gecodec.errors import BundleError
 
 FORMAT_NAME = "gecodec-bundle"
 # Version 2 adds a joint model's solver and decode schedule, version 3 an entropy model, version 4 refinement
-# tables; a bundle is written with the lowest version that holds what it has.
+# tables, version 5 a learned refinement layer; a bundle is written with the lowest version that holds what it has.
 FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION = "1", "2", "3", "4"
-FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION)
-# The id covers what decodes a base layer; a refinement model (version 4) is named by its own check code in each
-# refined file, so that adding one to a bundle keeps every file made before decoding.
+LEARNED_REFINE_FORMAT_VERSION = "5"
+FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION,
+                   LEARNED_REFINE_FORMAT_VERSION)
+# The id covers what decodes a base layer; a refinement model (versions 4 and 5) is named by its own check code in
+# each refined file, so that adding one to a bundle keeps every file made before decoding.
 REFINE_PREFIX = "refine."
 BUNDLE_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).parent / "weights"

@@ -362,12 +362,14 @@ def describe(path: Path) -> dict[str, Any]:
     info: dict[str, Any] = {
         "file": str(path), "bytes": parts.total, "version": header.version, "model_id": header.model_hex,
         "model": model_name, "mode": header.mode, "values": count, "bits": header.bits, "quality": header.quality,
-        "bits_per_value": round((header.layer[1] if header.layer else parts.payload) * 8 / count, 3) if count else None,
+        "bits_per_value": round((header.layer.base_bytes if header.layer else parts.payload) * 8 / count, 3)
+        if count else None,
         "seed": header.seed,
         "original_size": list(header.original_size) if header.original_size else None,
         "crop": list(header.crop) if header.crop else None,
-        "layers": ([{"layer": "base", "bytes": header.layer[1]},
-                    {"layer": "refinement", "level": header.layer[0], "bytes": len(payload) - header.layer[1]}]
+        "layers": ([{"layer": "base", "bytes": header.layer.base_bytes},
+                    {"layer": "refinement", "kind": header.layer.kind, "level": header.layer.level,
+                     "bytes": len(payload) - header.layer.base_bytes}]
                    if header.layer else None),
         "value_range": list(header.value_range) if header.value_range else None, "hints": header.hints,
         "layout": {"fixed": parts.fixed, "fixed_parts": parts.fixed_parts, "header": parts.header, "payload": parts.payload,
@@ -410,7 +412,7 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 click.echo(f"  quality   {item['quality']}" + (" (the base layer's)" if item["layers"] else ""))
             if item["layers"]:
                 base, layer = item["layers"]
-                click.echo(f"  layers    base {base['bytes']} bytes + refinement level {layer['level']}, "
+                click.echo(f"  layers    base {base['bytes']} bytes + {layer['kind']} refinement level {layer['level']}, "
                            f"{layer['bytes']} bytes")
             click.echo(f"  source    {source}" + (f", face at {describe_crop(item['crop'])}" if item["crop"] else ""))
             click.echo(f"  seed      {item['seed']}")
@@ -440,7 +442,7 @@ def models(as_json: bool) -> None:
         rows.append({
             "name": bundle.name, "id": bundle.model_hex, "image_size": g.image_size, "latent_dim": g.latent_dim,
             "m": bundle.m, "default": bundle.name == DEFAULT_MODEL, "default_quality": bundle.default_quality,
-            "path": str(path), "card": bundle.card,
+            "refinement_levels": bundle.layer_levels, "path": str(path), "card": bundle.card,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -463,6 +465,9 @@ def models(as_json: bool) -> None:
             click.echo(f"    quality 0 to 100: {low['bytes']:.0f} to {high['bytes']:.0f} bytes, {low['psnr']:.1f} to "
                        f"{high['psnr']:.1f} dB on {row['card']['quality_ladder']['faces']} training faces; "
                        f"default {row['default_quality']}")
+        if row["refinement_levels"]:
+            click.echo("    refinement layers: " + ", ".join(f"{kind} ({levels} levels)"
+                                                             for kind, levels in row["refinement_levels"].items()))
         click.echo(f"    {row['path']}")
 
 

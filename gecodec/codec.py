@@ -17,13 +17,14 @@ from PIL import Image
 
 from gecodec import container
 from gecodec.bundle import Bundle, load_model
-from gecodec.container import Header
+from gecodec.container import Header, Layer
 from gecodec.entropy import QUALITIES, check_quality
-from gecodec.errors import DecodeError, FormatError, OptionError
+from gecodec.errors import DecodeError, FormatError, GecError, OptionError
 from gecodec.align import NO_DETECTOR, Placement, frame_decoded, frame_face
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
 from gecodec.ladder import Rung
-from gecodec.refine import LEVELS, check_level
+from gecodec.learned_layer import LearnedRefinement
+from gecodec.refine import LEVELS, RefinementModel, check_level
 from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
 from gecodec.options import DEFAULT_BITS
@@ -206,7 +207,7 @@ class Codec:
         if rate["quality"] is not None or refine is not None:
             rung = self.rung(rate["quality"], refine)
             files = self._encode_entropy(images, framing, seed, hints, rung.base_quality, None)
-            return files if rung.level is None else self._with_layers(files, images.cpu(), rung.level)
+            return files if rung.level is None else self._with_layers(files, images.cpu(), rung)
         bits = rate["bits"]
         with torch.no_grad():
             if mode == "ge":
@@ -249,48 +250,65 @@ class Codec:
             files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
         return files
 
-    def _with_layers(self, bases: list[bytes], images: torch.Tensor, level: int) -> list[bytes]:
-        """Each base file with a refinement layer at ``level``."""
-        decoded = self.base_decodes(bases)
-        return [self.add_layer(base, image - pixels, level)[0] for base, image, pixels in zip(bases, images, decoded)]
+    def _with_layers(self, bases: list[bytes], images: torch.Tensor, rung: Rung) -> list[bytes]:
+        """Each base file with the rung's refinement layer."""
+        return self.layered(bases, images, self.base_decodes(bases), rung.level, rung.kind)[0]
 
     def _best_split(self, candidates: list[list[bytes]], alone: list[bytes], images: torch.Tensor,
                     target_bytes: int) -> list[bytes]:
         """Per image, the file within target_bytes that decodes closest to it: a base of one of the candidate
-        qualities with the finest layer that fits, or else ``alone`` (the base at the largest quality that fits).
-        The encoder knows each file's decode exactly, so it compares them directly."""
+        qualities with the finest layer of each kind that fits, or else ``alone`` (the base at the largest
+        quality that fits). The encoder knows each file's decode exactly, so it compares them directly."""
         best: list[tuple[float, bytes]] = [(math.inf, data) for data in alone]
         for bases in candidates:
             if all(len(base) + SMALLEST_LAYER > target_bytes for base in bases):
                 continue  # no layer fits on these bases: skip their decode
-            for i, (base, pixels) in enumerate(zip(bases, self.base_decodes(bases))):
-                for level in range(LEVELS):
-                    data, decoded = self.layered(base, images[i], pixels, level)
-                    if len(data) > target_bytes:
-                        break  # finer layers are larger
-                    error = float(((decoded - images[i]) ** 2).mean())
-                    if error < best[i][0]:
-                        best[i] = (error, data)
+            pixels = self.base_decodes(bases)
+            for kind, levels in self.bundle.layer_levels.items():
+                trying = list(range(len(bases)))  # the images whose last level fitted: finer layers are larger
+                for level in range(levels):
+                    files, decoded = self.layered([bases[i] for i in trying], images[trying], pixels[trying], level, kind)
+                    fitted = []
+                    for i, data, x_hat in zip(trying, files, decoded):
+                        if len(data) <= target_bytes:
+                            fitted.append(i)
+                            error = float(((x_hat - images[i]) ** 2).mean())
+                            best[i] = min(best[i], (error, data), key=lambda pair: pair[0])
+                    trying = fitted
+                    if not trying:
+                        break
         return [data for _, data in best]
 
     def base_decodes(self, bases: list[bytes]) -> torch.Tensor:
         """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU."""
-        if self.bundle.refine is None:
-            raise OptionError(f"model {self.bundle.name} has no refinement tables")
         return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
 
-    def layered(self, base: bytes, image: torch.Tensor, pixels: torch.Tensor, level: int) -> tuple[bytes, torch.Tensor]:
-        """The base file with a layer at ``level`` coding ``image`` past its decode ``pixels`` (base_decodes), and
-        what a receiver decodes from it: the encoder knows it exactly."""
-        data, layer = self.add_layer(base, image - pixels, level)
-        return data, self.refined(pixels, layer, level)
+    def layered(self, bases: list[bytes], images: torch.Tensor, pixels: torch.Tensor, level: int, kind: str = "dct"
+                ) -> tuple[list[bytes], torch.Tensor]:
+        """The base files with a refinement layer of ``kind`` at ``level`` coding (B, 3, S, S) ``images`` past
+        their decodes ``pixels`` (base_decodes), and what a receiver decodes from them: the encoder knows it
+        exactly."""
+        model = self._layer_model(kind, level, OptionError)
+        if kind == "dct":
+            layers = [model.code((image - base).numpy(), level) for image, base in zip(images, pixels)]
+        else:
+            layers = model.code(images, pixels, level)
+        files = []
+        for base, layer in zip(bases, layers):
+            header, payload = container.read(base)
+            files.append(container.write(replace(header, layer=Layer(level, len(payload), model.check_code, kind)),
+                                         payload + layer))
+        return files, torch.stack([self.refined(base, layer, level, kind) for base, layer in zip(pixels, layers)])
 
-    def add_layer(self, base: bytes, residual: torch.Tensor, level: int) -> tuple[bytes, bytes]:
-        """A base file with a refinement layer of ``residual`` added: (the file, the layer's bytes)."""
-        refine = self.bundle.refine
-        header, payload = container.read(base)
-        layer = refine.code(residual.numpy(), level)
-        return container.write(replace(header, layer=(level, len(payload), refine.check_code)), payload + layer), layer
+    def _layer_model(self, kind: str, level: int, error: type[GecError]) -> RefinementModel | LearnedRefinement:
+        """The bundle's refinement model of ``kind``; ``error`` unless it has one with ``level``."""
+        model = self.bundle.refine if kind == "dct" else self.bundle.refine_learned
+        if model is None:
+            raise error(f"model {self.bundle.name} has no {kind} refinement layer")
+        levels = self.bundle.layer_levels[kind]
+        if not 0 <= level < levels:
+            raise error(f"{kind} refinement level {level} is not one of model {self.bundle.name}'s 0 to {levels - 1}")
+        return model
 
     def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
         entropy = self.bundle.entropy
@@ -359,12 +377,11 @@ class Codec:
 
     def _split_layer(self, header: Header, payload: bytes) -> tuple[bytes, bytes]:
         """A refined file's payload -> (base payload, refinement layer), once its tables are known to be here."""
-        _, base_bytes, check = header.layer
-        refine = self.bundle.refine
-        if refine is None or refine.check_code != check:
-            have = "no refinement tables" if refine is None else f"refinement tables {refine.check_code:04x}"
-            raise FormatError(f"the file's refinement layer needs tables {check:04x}, and model "
-                              f"{self.bundle.model_hex} has {have}")
+        level, base_bytes, check, kind = header.layer
+        model = self._layer_model(kind, level, FormatError)
+        if model.check_code != check:
+            raise FormatError(f"the file's {kind} refinement layer has check code {check:04x}, and model "
+                              f"{self.bundle.model_hex}'s has {model.check_code:04x}")
         if not base_bytes < len(payload):
             raise FormatError(f"the base layer's {base_bytes} bytes leave no refinement layer in a "
                               f"{len(payload)}-byte payload")
@@ -418,14 +435,16 @@ class Codec:
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)
         for i, item in enumerate(parsed):
             if item.layer and not base_only:
-                out[i] = self.refined(out[i], item.layer, item.header.layer[0])
+                layer = item.header.layer
+                out[i] = self.refined(pixels_to_tensor(tensor_to_pixels(out[i])), item.layer, layer.level, layer.kind)
         return out
 
-    def refined(self, base: torch.Tensor, layer: bytes, level: int) -> torch.Tensor:
-        """The base decode as 8-bit pixels (what both sides can know exactly), plus the layer's residual."""
-        pixels = pixels_to_tensor(tensor_to_pixels(base))
-        residual = torch.from_numpy(self.bundle.refine.residual(layer, level, self.image_size)).float()
-        return (pixels + residual).clamp(-1, 1)
+    def refined(self, pixels: torch.Tensor, layer: bytes, level: int, kind: str = "dct") -> torch.Tensor:
+        """A base decode as 8-bit pixels (what both sides know exactly) refined by a layer's bytes."""
+        if kind == "dct":
+            residual = self.bundle.refine.residual(layer, level, self.image_size)
+            return (pixels + torch.from_numpy(residual).float()).clamp(-1, 1)
+        return self.bundle.refine_learned.refined(pixels, layer, level)
 
     def decode_image(self, data: bytes, progress: Progress | None = None, size: int | None = None,
                      paste_into: ImageInput | None = None, **overrides: Any) -> Image.Image:

@@ -12,7 +12,7 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import zstandard
@@ -36,14 +36,25 @@ MODES = ("ge", "cs")
 PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
-KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER = 1, 2, 3, 4, 5, 6, 7, 8, 9
+KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP = 1, 2, 3, 4, 5, 6, 7, 8
+KEY_LAYER, KEY_LEARNED_LAYER = 9, 10
+LAYER_KEYS = {"dct": KEY_LAYER, "learned": KEY_LEARNED_LAYER}  # a refinement layer's kind -> its key
 # Version 2 codes ge mode only; its seed lives in the extras.
-V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER)
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER, KEY_LEARNED_LAYER)
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
 MAX_SIDE, MAX_PIXELS = 1 << 15, 64 * 1024 * 1024  # a file's original size; the encoder refuses larger images
 MAX_CROP_SIDE, MAX_CROP_TENTHS = 2 * MAX_SIDE, 1800  # a crop may reach past the photo; its angle is -180..180 degrees
+
+
+class Layer(NamedTuple):
+    """A refinement layer after the base payload (version 2 only)."""
+
+    level: int
+    base_bytes: int  # the base payload's length: the layer is the rest
+    check: int  # the check code of the refinement model it needs
+    kind: str = "dct"  # "dct" (key 9: gecodec/refine.py) or "learned" (key 10: gecodec/learned_layer.py)
 
 
 @dataclass(frozen=True)
@@ -62,8 +73,7 @@ class Header:
     grayscale: bool = False  # the input was grayscale, so the decoder returns a grayscale image
     crop: tuple[int, int, int, int] | None = None  # the face's square in the photo, when not its centre square:
     # (centre x, centre y, side) in the photo's pixels and the rotation in tenths of a degree
-    layer: tuple[int, int, int] | None = None  # version 2: a refinement layer follows the base payload:
-    # (its level, the base payload's length in bytes, the check code of the refinement tables it needs)
+    layer: Layer | None = None  # version 2: a refinement layer follows the base payload
 
     @property
     def model_hex(self) -> str:
@@ -93,7 +103,7 @@ def _extras(header: Header) -> dict[int, Any]:
     if header.crop is not None:
         extras[KEY_CROP] = list(header.crop)
     if header.layer is not None:
-        extras[KEY_LAYER] = list(header.layer)
+        extras[LAYER_KEYS[header.layer.kind]] = list(header.layer[:3])
     return extras
 
 
@@ -258,7 +268,9 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
     if not isinstance(mode_index, int) or not 0 <= mode_index < len(MODES):
         raise FormatError(f"unknown mode {mode_index!r}")
     size, value_range, crop = extras.get(KEY_SIZE), extras.get(KEY_RANGE), extras.get(KEY_CROP)
-    layer = extras.get(KEY_LAYER)
+    layers = [(kind, extras[key]) for kind, key in LAYER_KEYS.items() if key in extras]
+    if len(layers) > 1:
+        raise FormatError("invalid header: a file holds one refinement layer, and this one names two")
     try:
         header = Header(
             mode=MODES[mode_index],
@@ -268,13 +280,19 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
             hints=extras.get(KEY_HINTS, {}),
             grayscale=extras.get(KEY_GRAY, False),
             crop=tuple(crop) if isinstance(crop, list) else crop,
-            layer=tuple(layer) if isinstance(layer, list) else layer,
+            layer=_layer(*layers[0]) if layers else None,
             **fixed,
         )
         _validate(header)
     except (TypeError, ValueError) as exc:
         raise FormatError(f"invalid header: {exc}") from None
     return header
+
+
+def _layer(kind: str, fields: Any) -> Layer:
+    if not (isinstance(fields, list) and len(fields) == 3):
+        raise ValueError(f"refinement layer {fields!r} is not [level, base bytes, check code]")
+    return Layer(*fields, kind)
 
 
 def _is_uint(value: Any, limit: int) -> bool:
@@ -317,9 +335,9 @@ def _validate(header: Header) -> None:
     if header.crop is not None:
         _validate_crop(header.crop, header.original_size)
     if header.layer is not None and not (
-        header.quality is not None and isinstance(header.layer, tuple) and len(header.layer) == 3
-        and _is_uint(header.layer[0], MAX_LAYER_LEVEL + 1) and _is_uint(header.layer[1], MAX_PAYLOAD_SIZE)
-        and header.layer[1] > 0 and _is_uint(header.layer[2], 1 << 16)
+        header.quality is not None and isinstance(header.layer, Layer) and header.layer.kind in LAYER_KEYS
+        and _is_uint(header.layer.level, MAX_LAYER_LEVEL + 1) and _is_uint(header.layer.base_bytes, MAX_PAYLOAD_SIZE)
+        and header.layer.base_bytes > 0 and _is_uint(header.layer.check, 1 << 16)
     ):
         raise ValueError(f"refinement layer {header.layer!r} is not [level 0 to {MAX_LAYER_LEVEL}, base bytes, "
                          "check code] in a version-2 file")

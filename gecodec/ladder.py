@@ -2,27 +2,30 @@
 
 A plain entropy-coded model's quality is its base quality, the measurement quantizer's step (gecodec/entropy.py).
 Past the generator's floor a finer step buys almost nothing, so a model with refinement tables
-(gecodec/refine.py) carries a ladder instead: quality Q names rung Q, a base quality and a refinement level or
-none, picked on training faces so that bytes and PSNR rise at every step (gecodec.train.quality_ladder). A file's
-header holds the base quality and the level, so decoders never need the ladder. (The refinement tables'
-own "rungs", in gecodec/refine.py, are another ladder: of probability tables.)
+(gecodec/refine.py) carries a ladder instead: quality Q names rung Q, a base quality and a refinement layer (its
+kind, DCT or learned (gecodec/learned_layer.py), and level) or none, picked on training faces so that bytes and
+PSNR rise at every step (gecodec.train.quality_ladder). A file's header holds the base quality and the layer, so
+decoders never need the ladder. (The refinement tables' own "rungs", in gecodec/refine.py, are another ladder:
+of probability tables.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gecodec.container import MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES
-from gecodec.refine import LEVELS
 
 
 @dataclass(frozen=True)
 class Rung:
     base_quality: int
     level: int | None = None  # the refinement layer's level; None: the base alone
+    kind: str = "dct"  # the layer's (container.Layer.kind)
 
-    def to_list(self) -> list[int | None]:
-        return [self.base_quality, self.level]
+    def to_list(self) -> list[int | str | None]:
+        """[base quality, level or null], and the kind after them when it is not "dct"."""
+        return [self.base_quality, self.level] + ([self.kind] if self.kind != "dct" else [])
 
 
 def ladder_from_config(rows: object) -> tuple[Rung, ...]:
@@ -31,10 +34,11 @@ def ladder_from_config(rows: object) -> tuple[Rung, ...]:
         raise ValueError(f"the quality ladder must list {QUALITIES} rungs")
     rungs = []
     for row in rows:
-        if not (isinstance(row, list) and len(row) == 2 and _integer_in(row[0], QUALITIES)
-                and (row[1] is None or _integer_in(row[1], LEVELS))):
+        if not (isinstance(row, list) and len(row) in (2, 3) and _integer_in(row[0], QUALITIES)
+                and (row[1] is None or _integer_in(row[1], MAX_LAYER_LEVEL + 1))
+                and row[2:] in ([], ["learned"]) and not (row[1] is None and row[2:])):
             raise ValueError(f"quality ladder rung {row!r} is not [base quality 0..{QUALITIES - 1}, "
-                             f"refinement level 0..{LEVELS - 1} or null]")
+                             f"refinement level 0..{MAX_LAYER_LEVEL} or null, and \"learned\" for a learned layer]")
         rungs.append(Rung(*row))
     return tuple(rungs)
 

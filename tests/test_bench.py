@@ -16,7 +16,7 @@ from bench.identity import SAME_PERSON
 from gecodec.bundle import Bundle, load_bundle, save_bundle
 from gecodec.models import BeganDiscriminator, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 
-from conftest import face_folder
+from conftest import face_folder, face_like
 
 FAST = ["--size", "16", "--iters", "2", "--restarts", "1", "--bits", "8", "--batch-size", "4", "--keep", "3"]
 
@@ -210,17 +210,21 @@ def test_only_gecodec_quality_settings_make_a_quality_curve():
     assert sorted(curve_groups(rows)) == ["", "a", "a, --quality"]
 
 
-def test_the_learned_refinement_trial_codes_its_latent_exactly_and_starts_from_the_base():
-    from bench.refine_learned import ConditionalRefiner, code_layer, decode_layer
+def test_the_learned_layer_bench_codes_under_the_predicted_gaussians_and_measures_real_files(tmp_path):
+    from bench.refine_learned import gaussian_layer_bytes, main
+    from gecodec.bundle import save_bundle
+    from test_learned_layer import learned_bundle
 
-    generator = torch.Generator().manual_seed(0)
-    x, base = torch.rand(2, 3, 64, 64, generator=generator) * 2 - 1, torch.rand(2, 3, 64, 64, generator=generator) * 2 - 1
-    model = ConditionalRefiner().eval()
-    with torch.no_grad():
-        refined, integers, spread, bits = model(x, base, 4, noise=False)
-        assert torch.equal(refined, base)  # the output layer starts at zero: x_base itself
-        assert torch.equal(model.refine(integers, model.conditioning(base, 4)), refined)
-    assert integers.shape == (2, 32, 8, 8) and bits.shape == (2,)
-    k = torch.randint(-40, 41, (32, 8, 8), generator=generator).float()
-    s = torch.rand(32, 8, 8, generator=generator) * 5 + 0.11
-    assert torch.equal(decode_layer(code_layer(k, s), s), k)
+    save_bundle(learned_bundle(), tmp_path / "learned.safetensors")
+    faces = tmp_path / "data" / "val"
+    faces.mkdir(parents=True)
+    for i in range(3):
+        face_like(seed=i).save(faces / f"{i}.png")
+    main(["--data", str(tmp_path / "data"), "--n", "3", "--model", str(tmp_path / "learned.safetensors"),
+          "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "learned.json").read_text())
+    rows = result["learned"]
+    assert [row["level"] for row in rows] == [0, 1]
+    assert all(row["bytes"] > result["base_bytes"] and row["gaussian_prior_bytes"] > result["base_bytes"] for row in rows)
+    k = torch.randint(-40, 41, (32, 8, 8), generator=torch.Generator().manual_seed(0))
+    assert len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 0.11))) > len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 20.0)))

@@ -52,12 +52,12 @@ def test_golden_file_header_and_values(set_name, name):
     assert header.hints == want["hints"]
     assert header.quality == want.get("quality")
     assert header.crop == (tuple(want["crop"]) if "crop" in want else None)
-    assert header.layer == (tuple(want["layer"]) if "layer" in want else None)
+    assert header.layer == (container.Layer(*want["layer"]) if "layer" in want else None)
     bundle = set_bundle(set_name, name)
     if header.quality is None:
         values = unpack_bits(payload, header.count or bundle.m, header.bits)
     else:  # the entropy-coded symbols, under the tables of the bundle the file was made with
-        values = bundle.entropy.decode(payload[: header.layer[1]] if header.layer else payload, header.quality)
+        values = bundle.entropy.decode(payload[: header.layer.base_bytes] if header.layer else payload, header.quality)
     assert values.tolist() == spec["values"]
 
 

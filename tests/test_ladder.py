@@ -124,7 +124,7 @@ def test_too_few_rising_candidates_are_refused():
 def test_candidates_are_measured_as_a_receiver_decodes_them():
     plain = Codec(with_ladder(None), "cpu")
     faces = images(2, 3)
-    points = measure_rungs(plain, faces, candidates(max_base_quality=1))
+    points = measure_rungs(plain, faces, candidates(plain.bundle.layer_levels, max_base_quality=1))
     assert [(p["base_quality"], p["level"]) for p in points[:3]] == [(0, None), (0, 0), (0, 1)]
     assert len(points) == 2 * 17
     alone, finest = points[0], points[16]

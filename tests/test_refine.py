@@ -83,7 +83,7 @@ def test_a_refined_file_decodes_past_its_base_and_the_base_alone_still_decodes(c
     base = codec.encode_batch(faces)
     refined = codec.encode_batch(faces, refine=6)
     header, payload = container.read(refined[0])
-    assert header.layer == (6, len(container.read(base[0])[1]), codec.bundle.refine.check_code)
+    assert header.layer == container.Layer(6, len(container.read(base[0])[1]), codec.bundle.refine.check_code, "dct")
     assert payload.startswith(container.read(base[0])[1])  # the base layer is the base file's payload
     full, alone, base_decoded = (codec.decode_batch(refined), codec.decode_batch(refined, base_only=True),
                                  codec.decode_batch(base))
@@ -121,8 +121,10 @@ def test_a_layer_for_other_tables_or_cut_short_is_refused(codec, faces):
     from gecodec import container
 
     header, payload = container.read(codec.encode_batch(faces[:1], refine=4)[0])
-    level, base_bytes, check = header.layer
-    for bad_layer in ((level, base_bytes, check ^ 1), (level, len(payload), check)):
+    layer = header.layer
+    bad_layers = (layer._replace(check=layer.check ^ 1), layer._replace(base_bytes=len(payload)),
+                  layer._replace(kind="learned"))  # a model without a learned layer
+    for bad_layer in bad_layers:
         with pytest.raises(FormatError):
             codec.parse(container.write(replace(header, layer=bad_layer), payload))
     with pytest.raises(FormatError):  # the layer's last byte lost

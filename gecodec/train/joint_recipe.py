@@ -12,8 +12,16 @@ Each call continues the run in --run-dir; --until-minutes stops early so that ea
 Once the 120 minutes are spent, --out exports the bundle with the decode schedule below (50 Adam iterations from
 the learned start: within 0.02 dB of the 500 x 2 search in that comparison), its entropy model, its validation
 figures, its default quality, the eye positions of its training crops (gecodec.train.geometry, which needs
-the align extra) for framing faces in photos, its refinement tables (gecodec.train.refine_tables) and its
-quality ladder (gecodec.train.quality_ladder).
+the align extra) for framing faces in photos and its refinement tables (gecodec.train.refine_tables).
+
+The learned refinement layer and the quality ladder over both layers come after, from the exported bundle
+(the shipped layer: 115 minutes of training on one thread, 34 of them at the first learning rate):
+
+    python -m gecodec.train.refiner bases --data ../shared/data/celeba64/train --bundle OUT --run runs/refiner
+    python -m gecodec.train.refiner train --run runs/refiner --minutes 34
+    python -m gecodec.train.refiner train --run runs/refiner --minutes 115 --lr 3e-4
+    python -m gecodec.train.refiner store --run runs/refiner --bundle OUT
+    python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train --bundle OUT
 """
 
 from __future__ import annotations
@@ -30,7 +38,6 @@ from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
 from gecodec.train.geometry import GEOMETRY_IMAGES, measure_geometry, store_geometry
 from gecodec.train.joint import JointTrainConfig, export_joint, train_joint
-from gecodec.train.quality_ladder import LADDER_IMAGES, store_ladder
 from gecodec.train.refine_tables import REFINE_IMAGES, store_refinement
 
 NAME = "celeba64-default"
@@ -96,7 +103,6 @@ def main(argv: list[str] | None = None) -> None:
                           made_by="python -m gecodec.train.joint_recipe", stages=stages)
     store_geometry(args.out, *measure_geometry(train[:GEOMETRY_IMAGES]))
     store_refinement(args.out, to_float(train[:REFINE_IMAGES]))
-    store_ladder(args.out, to_float(train[REFINE_IMAGES : REFINE_IMAGES + LADDER_IMAGES]))
     print(f"wrote {args.out} (id {bundle.model_hex}) in {(time.monotonic() - started) / 60:.1f} min; "
           f"val GE PSNR {bundle.card['val'].get('ge_real', {}).get('psnr')} dB")
 

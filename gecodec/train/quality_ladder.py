@@ -3,8 +3,9 @@
     python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train \\
         --bundle gecodec/weights/celeba64-default.safetensors
 
-Every base quality from 0 to MAX_BASE_QUALITY, alone and under each refinement level, is coded and decoded as a
-receiver would on LADDER_IMAGES training faces (past the REFINE_IMAGES that the refinement tables were fitted on).
+Every base quality from 0 to MAX_BASE_QUALITY, alone and under each level of each refinement layer the bundle
+has (DCT, learned), is coded and decoded as a receiver would on LADDER_IMAGES training faces (past the
+REFINE_IMAGES that the refinement tables were fitted on).
 The candidates that beat every smaller one by MARGIN_DB of mean PSNR form a chain, which holds the default
 quality's base alone; quality 0 is the chain's point nearest LOWEST_BYTES, quality 100 its largest, and the
 qualities in between follow the chain as evenly in log-bytes as they can, one point each, so that bytes and PSNR
@@ -27,7 +28,6 @@ from gecodec.entropy import QUALITIES
 from gecodec.fileio import write_bytes_atomic
 from gecodec.ladder import Rung
 from gecodec.metrics import psnr_8bit
-from gecodec.refine import LEVELS
 from gecodec.train.data import bundle_step_parser, load_images, to_float
 from gecodec.train.refine_tables import REFINE_IMAGES
 
@@ -37,34 +37,37 @@ LOWEST_BYTES = 40  # about where quality 0 lies: smaller files hardly hold a fac
 MARGIN_DB = 0.02  # each rung's mean PSNR beats the one below by at least this, on the faces measured
 
 
-def candidates(max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
-    """Every base quality up to max_base_quality, alone and under each refinement level."""
-    return [Rung(quality, level) for quality in range(max_base_quality + 1) for level in (None, *range(LEVELS))]
+def candidates(layer_levels: dict[str, int], max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
+    """Every base quality up to max_base_quality, alone and under each level of each layer kind (Bundle.layer_levels)."""
+    layers = [(level, kind) for kind, levels in layer_levels.items() for level in range(levels)]
+    return [rung for quality in range(max_base_quality + 1)
+            for rung in (Rung(quality), *(Rung(quality, level, kind) for level, kind in layers))]
 
 
 def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[dict]:
     """Mean bytes and PSNR of each rung's files of (N, 3, S, S) faces, decoded as a receiver decodes them.
     ``codec`` holds a model with refinement tables and no ladder, so that its qualities are base qualities."""
-    levels_of: dict[int, list[int | None]] = defaultdict(list)
+    rungs_of: dict[int, list[Rung]] = defaultdict(list)
     for rung in rungs:
-        levels_of[rung.base_quality].append(rung.level)
+        rungs_of[rung.base_quality].append(rung)
     measured = {}
-    for quality, levels in tqdm(levels_of.items(), desc="base qualities", unit="quality"):
+    for quality, on_base in tqdm(rungs_of.items(), desc="base qualities", unit="quality"):
         bases = codec.encode_batch(faces, quality=quality)
         pixels = codec.base_decodes(bases)
-        for level in levels:
-            if level is None:
-                measured[Rung(quality)] = _point(Rung(quality), bases, pixels, faces)
-                continue
-            files, refined = zip(*(codec.layered(base, face, base_pixels, level)
-                                   for base, face, base_pixels in zip(bases, faces, pixels)))
-            measured[Rung(quality, level)] = _point(Rung(quality, level), list(files), torch.stack(refined), faces)
+        for rung in on_base:
+            files, decoded = (bases, pixels) if rung.level is None else \
+                codec.layered(bases, faces, pixels, rung.level, rung.kind)
+            measured[rung] = _point(rung, files, decoded, faces)
     return [measured[rung] for rung in rungs]
 
 
 def _point(rung: Rung, files: list[bytes], decoded: torch.Tensor, faces: torch.Tensor) -> dict:
-    return {"base_quality": rung.base_quality, "level": rung.level, "bytes": float(np.mean([len(f) for f in files])),
-            "psnr": float(psnr_8bit(decoded, faces).mean())}
+    return {"base_quality": rung.base_quality, "level": rung.level, "kind": rung.kind,
+            "bytes": float(np.mean([len(f) for f in files])), "psnr": float(psnr_8bit(decoded, faces).mean())}
+
+
+def _rung(point: dict) -> Rung:
+    return Rung(point["base_quality"], point["level"], point.get("kind", "dct"))
 
 
 def rising_chain(points: list[dict], margin_db: float) -> list[dict]:
@@ -79,7 +82,7 @@ def rising_chain(points: list[dict], margin_db: float) -> list[dict]:
 def pick_ladder(points: list[dict], default: Rung, lowest_bytes: float = LOWEST_BYTES,
                 margin_db: float = MARGIN_DB) -> list[dict]:
     """QUALITIES points, one per quality, rising in bytes and by margin_db in PSNR, with ``default`` among them."""
-    anchor = next(p for p in points if Rung(p["base_quality"], p["level"]) == default)
+    anchor = next(p for p in points if _rung(p) == default)
     chain = rising_chain([p for p in points if p["bytes"] < anchor["bytes"]
                           and p["psnr"] <= anchor["psnr"] - margin_db], margin_db)
     chain += rising_chain([anchor] + [p for p in points if p["bytes"] > anchor["bytes"]
@@ -128,20 +131,23 @@ def _running_argmin(values: np.ndarray) -> np.ndarray:
 
 def store_ladder(path: Path, faces: torch.Tensor, measured: Path | None = None) -> dict:
     """Measure the candidates on (N, 3, S, S) training faces in [-1, 1], pick the ladder and store it.
-    ``measured`` names a JSON file that keeps the measurements: read when it exists, else written."""
+    ``measured`` names a JSON file that keeps the measurements: those it holds are reused, and the candidates
+    it lacks are measured and added to it."""
     bundle = load_bundle(path)
     bundle.ladder = None
-    if measured is not None and measured.exists():
-        points = json.loads(measured.read_text())
-    else:
-        points = measure_rungs(Codec(bundle, "cpu"), faces, candidates())
+    codec = Codec(bundle, "cpu")
+    points = json.loads(measured.read_text()) if measured is not None and measured.exists() else []
+    known = {_rung(p) for p in points}
+    missing = [rung for rung in candidates(codec.bundle.layer_levels) if rung not in known]
+    if missing:
+        points += measure_rungs(codec, faces, missing)
         if measured is not None:
             write_bytes_atomic(measured, json.dumps(points).encode(), force=True)
     rungs = pick_ladder(points, Rung(bundle.entropy.default_quality))
     record = {"faces": len(faces), "margin_db": MARGIN_DB, "made_by": "python -m gecodec.train.quality_ladder",
               "rungs": [{"quality": q, **{k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()}}
                         for q, p in enumerate(rungs)]}
-    ladder = tuple(Rung(p["base_quality"], p["level"]) for p in rungs)
+    ladder = tuple(_rung(p) for p in rungs)
     update_bundle(path, ladder=ladder, card={**bundle.card, "quality_ladder": record})
     return record
 
@@ -149,7 +155,7 @@ def store_ladder(path: Path, faces: torch.Tensor, measured: Path | None = None) 
 def main(argv: list[str] | None = None) -> None:
     parser = bundle_step_parser(__doc__, "ladder", LADDER_IMAGES, "training faces to measure on")
     parser.add_argument("--measured", type=Path, default=None,
-                        help="JSON file of the candidates' measurements: reused when it exists, else written")
+                        help="JSON file of the candidates' measurements: those it holds are reused, the rest added")
     args = parser.parse_args(argv)
     size = load_bundle(args.bundle).image_size
     faces = load_images(args.data, size, limit=REFINE_IMAGES + args.images)[REFINE_IMAGES:]

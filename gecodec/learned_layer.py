@@ -1,0 +1,114 @@
+"""A learned refinement layer: the integers of gecodec/models/refiner.py's latent, coded with static tables.
+
+At level L the encoder rounds the refiner's latent of (x, x_base) to integers, clips them to -radius .. radius,
+and codes the integers of each latent channel c with table (L, c). The tables are integers fitted on training
+faces and stored in the bundle, so a layer's integers decode identically on every platform whatever the
+networks compute there; only the picture drawn from them follows the device's floats, as the base decode does.
+(A prior predicted from x_base codes about 4% shorter, but its tables would come from floats computed at run
+time: bench/results/residual/README.md.) The layer's bytes are the channels' integers, channel 0 first, each
+in raster order, as one ANS stream (entropy.ans_bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+
+import constriction
+import numpy as np
+import torch
+
+from gecodec.entropy import TABLE_TOTAL, ans_bytes, ans_decode, categorical, integer_table
+from gecodec.models.refiner import ConditionalRefiner
+
+PREFIX = "refine.learned."  # its tensors' names in a bundle (under catalog.REFINE_PREFIX: not in the model id)
+RADIUS = 64  # the coded integers' range; the latent rarely leaves it
+FIT_BATCH = 256
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedRefinement:
+    network: ConditionalRefiner  # on the CPU, in eval mode
+    tables: np.ndarray  # (levels, latent, 2 RADIUS + 1) int32: each row sums to TABLE_TOTAL, each entry at least 1
+
+    def __post_init__(self) -> None:
+        config = self.network.config
+        if self.tables.shape != (config.levels, config.latent, 2 * RADIUS + 1):
+            raise ValueError(f"learned refinement tables have shape {self.tables.shape}, the network needs "
+                             f"{(config.levels, config.latent, 2 * RADIUS + 1)}")
+        if self.tables.min() < 1 or not (self.tables.sum(-1, dtype=np.int64) == TABLE_TOTAL).all():
+            raise ValueError(f"a learned refinement table does not sum to {TABLE_TOTAL} with every entry at least 1")
+
+    @property
+    def levels(self) -> int:
+        return self.network.config.levels
+
+    @cached_property
+    def check_code(self) -> int:
+        """16 bits of the SHA-256 of the tables and of the weights in half precision (as bundles store them)."""
+        sha = hashlib.sha256(np.ascontiguousarray(self.tables, np.int32).tobytes())
+        for name, value in sorted(self.network.state_dict().items()):
+            sha.update(name.encode() + value.detach().half().numpy().tobytes())
+        return int.from_bytes(sha.digest()[:2], "big")
+
+    @cached_property
+    def _models(self) -> list[list[constriction.stream.model.Categorical]]:
+        return [[categorical(row) for row in level] for level in self.tables]
+
+    def code(self, images: torch.Tensor, pixels: torch.Tensor, level: int) -> list[bytes]:
+        """(B, 3, S, S) faces and their base decodes as 8-bit pixels, in [-1, 1] -> each face's layer bytes."""
+        return [self.encode(k, level) for k in latent_integers(self.network, images, pixels, level).numpy()]
+
+    def encode(self, integers: np.ndarray, level: int) -> bytes:
+        coder = constriction.stream.stack.AnsCoder()
+        for channel in reversed(range(len(integers))):  # a stack: the decoder pops channel 0 first
+            coder.encode_reverse((integers[channel].ravel() + RADIUS).astype(np.int32), self._models[level][channel])
+        return ans_bytes(coder)
+
+    def decode(self, payload: bytes, level: int, side: int) -> np.ndarray:
+        """Bytes -> the (latent, side, side) integers; FormatError unless they use up the payload exactly."""
+        def pop(coder: constriction.stream.stack.AnsCoder) -> np.ndarray:
+            return np.stack([coder.decode(model, side * side).reshape(side, side) for model in self._models[level]])
+
+        return ans_decode(payload, "refinement payload", "latent", pop).astype(np.int64) - RADIUS
+
+    def refined(self, pixels: torch.Tensor, payload: bytes, level: int) -> torch.Tensor:
+        """A base decode as 8-bit pixels (3, S, S) and the layer's bytes -> the refined face in [-1, 1]."""
+        integers = torch.from_numpy(self.decode(payload, level, pixels.shape[-1] // 8)).float()
+        with torch.no_grad():
+            return self.network.refine(integers[None], self.network.conditioning(pixels[None], level))[0].clamp(-1, 1)
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"{PREFIX}net.{k}": v.detach() for k, v in self.network.state_dict().items()}
+        tensors[f"{PREFIX}tables"] = torch.from_numpy(np.ascontiguousarray(self.tables, np.int32))
+        return tensors
+
+
+def latent_integers(network: ConditionalRefiner, images: torch.Tensor, pixels: torch.Tensor, level: int
+                    ) -> torch.Tensor:
+    """(B, 3, S, S) faces and their base decodes as 8-bit pixels, in [-1, 1] -> (B, latent, S/8, S/8) integers."""
+    with torch.no_grad():
+        latent = network.latent(images, network.conditioning(pixels, level))
+    return latent.round().clamp(-RADIUS, RADIUS).to(torch.int64)
+
+
+def fit_learned_refinement(trained: ConditionalRefiner, faces: torch.Tensor, pixels: torch.Tensor
+                           ) -> LearnedRefinement:
+    """Tables for a trained network, from the integers that (N, 3, S, S) training faces and their base decodes
+    (8-bit pixels, in [-1, 1]) give at each level. The network is rounded to half precision first, as a bundle
+    stores it, so that the tables fit what decoders run."""
+    network = ConditionalRefiner(trained.config)
+    network.load_state_dict({k: v.detach().cpu().half().float() for k, v in trained.state_dict().items()})
+    network.eval().requires_grad_(False)
+    config, symbols = network.config, 2 * RADIUS + 1
+    tables = []
+    for level in range(config.levels):
+        counts = np.zeros((config.latent, symbols))
+        for start in range(0, len(faces), FIT_BATCH):
+            chunk = slice(start, start + FIT_BATCH)
+            symbols_of = (latent_integers(network, faces[chunk], pixels[chunk], level) + RADIUS).numpy()
+            for channel in range(config.latent):
+                counts[channel] += np.bincount(symbols_of[:, channel].ravel(), minlength=symbols)
+        tables.append([integer_table(row + 0.5) for row in counts])  # + 0.5: no symbol is impossible
+    return LearnedRefinement(network, np.array(tables, dtype=np.int32))

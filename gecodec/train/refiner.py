@@ -1,0 +1,160 @@
+"""Train a bundle's learned refinement layer (gecodec/learned_layer.py) and store it in the bundle.
+
+    python -m gecodec.train.refiner bases --data ../shared/data/celeba64/train \\
+        --bundle gecodec/weights/celeba64-default.safetensors --run runs/refiner --images 12288
+    python -m gecodec.train.refiner train --run runs/refiner --minutes 60       # resumable
+    python -m gecodec.train.refiner store --run runs/refiner --bundle gecodec/weights/celeba64-default.safetensors
+
+bases: codes each training face at the bundle's default quality and decodes it as a receiver does (8-bit
+pixels); they do not change while the refiner trains. train: minimises rate + lambda x MSE (in 8-bit levels),
+one level per lambda, the rate measured under the Gaussian prior the network predicts from x_base. store: rounds
+the network to half precision, fits each level's static tables on the run's last FIT_IMAGES faces, and stores
+both in the bundle; the model id does not change (refined files name the layer by its check code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gecodec.bundle import load_bundle, update_bundle
+from gecodec.codec import Codec
+from gecodec.learned_layer import fit_learned_refinement
+from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
+from gecodec.train.checkpoint import check_same_config, load_checkpoint, save_checkpoint
+from gecodec.train.data import load_images, to_float
+
+LAMBDAS = (0.0025, 0.006, 0.015, 0.04, 0.08)  # per level: rate (bits per pixel) + lambda x MSE in 8-bit levels
+CONFIG = RefinerConfig(levels=len(LAMBDAS))
+BATCH = 16
+BASES_BATCH = 256
+FIT_IMAGES = 2048
+SAVE_SECONDS = 120
+
+
+def make_bases(bundle_path: Path, faces: torch.Tensor, run: Path) -> None:
+    """Store (N, 3, S, S) uint8 faces and their base decodes (uint8) in the run folder."""
+    codec = Codec(load_bundle(bundle_path), "cpu")
+    bases = []
+    for start in tqdm(range(0, len(faces), BASES_BATCH), desc="base decodes", unit="batch"):
+        chunk = to_float(faces[start : start + BASES_BATCH])
+        bases.append(((codec.base_decodes(codec.encode_batch(chunk)) + 1) * 127.5).round().to(torch.uint8))
+    run.mkdir(parents=True, exist_ok=True)
+    np.save(run / "faces.npy", faces.numpy())
+    np.save(run / "bases.npy", torch.cat(bases).numpy())
+
+
+def train(run: Path, minutes: float, lr: float) -> dict:
+    """Train from the run's checkpoint (or from scratch) until ``minutes`` of training in all; a resumed run may
+    go on at another learning rate. A loss that is not finite stops the run at its last checkpoint."""
+    faces = torch.from_numpy(np.load(run / "faces.npy"))
+    bases = torch.from_numpy(np.load(run / "bases.npy"))
+    model = ConditionalRefiner(CONFIG)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    state = {"step": 0, "seconds": 0.0}
+    checkpoint = run / "checkpoint.pt"
+    if checkpoint.exists():
+        saved = load_checkpoint(checkpoint)
+        check_same_config(saved["config"], _run_config(), checkpoint)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        state = {"step": saved["step"], "seconds": saved["seconds"]}
+    generator = torch.Generator().manual_seed(state["step"])
+    started, last_save = time.monotonic(), time.monotonic()
+    with (run / "log.jsonl").open("a") as log:
+        while state["seconds"] + time.monotonic() - started < minutes * 60:
+            pick = torch.randint(len(faces), (BATCH,), generator=generator)
+            x, base = to_float(faces[pick]), to_float(bases[pick])
+            if torch.rand((), generator=generator) < 0.5:
+                x, base = x.flip(-1), base.flip(-1)
+            level = state["step"] % len(LAMBDAS)
+            refined, _, bits = model(x, base, level, noise=True)
+            distortion = ((refined - x) * 127.5).square().mean()
+            rate = bits.mean() / (x.shape[-1] * x.shape[-2])
+            loss = rate + LAMBDAS[level] * distortion
+            if not bool(torch.isfinite(loss)):
+                print(f"step {state['step']}: the loss is not finite; stopping at the last checkpoint")
+                return state
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            state["step"] += 1
+            if state["step"] % 100 < len(LAMBDAS):  # one step of each level every 100
+                log.write(json.dumps({"step": state["step"], "level": level, "bpp": rate.item(),
+                                      "psnr": 10 * math.log10(255**2 / distortion.item())}) + "\n")
+                log.flush()
+            if time.monotonic() - last_save > SAVE_SECONDS:
+                _save(checkpoint, model, optimizer, state, time.monotonic() - started)
+                started = last_save = time.monotonic()
+    _save(checkpoint, model, optimizer, state, time.monotonic() - started)
+    return state
+
+
+def _run_config() -> dict:
+    return {"lambdas": list(LAMBDAS), **CONFIG.to_dict()}
+
+
+def _save(path: Path, model: ConditionalRefiner, optimizer: torch.optim.Optimizer, state: dict, elapsed: float) -> None:
+    state["seconds"] += elapsed
+    save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": _run_config(),
+                     **state}, path)
+
+
+def trained_network(run: Path) -> tuple[ConditionalRefiner, dict]:
+    """The run's network and its training state (step, seconds)."""
+    saved = load_checkpoint(run / "checkpoint.pt")
+    model = ConditionalRefiner(CONFIG)
+    model.load_state_dict(saved["model"])
+    return model.eval(), {"step": saved["step"], "seconds": saved["seconds"]}
+
+
+def store(run: Path, bundle_path: Path) -> dict:
+    """Fit the trained network's tables and store both in the bundle file."""
+    network, state = trained_network(run)
+    faces = to_float(torch.from_numpy(np.load(run / "faces.npy", mmap_mode="r")[-FIT_IMAGES:].copy()))
+    bases = to_float(torch.from_numpy(np.load(run / "bases.npy", mmap_mode="r")[-FIT_IMAGES:].copy()))
+    layer = fit_learned_refinement(network, faces, bases)
+    bundle = load_bundle(bundle_path)
+    record = {"train_images": len(np.load(run / "bases.npy", mmap_mode="r")), "steps": state["step"],
+              "train_minutes": round(state["seconds"] / 60, 1), "lambdas": list(LAMBDAS), "fit_images": len(faces),
+              "check_code": f"{layer.check_code:04x}", "made_by": "python -m gecodec.train.refiner"}
+    update_bundle(bundle_path, refine_learned=layer, card={**bundle.card, "refine_learned": record})
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("bases", "train", "store"))
+    parser.add_argument("--run", type=Path, required=True, help="folder for the bases and the checkpoint")
+    parser.add_argument("--data", type=Path, help="folder of training face crops (bases)")
+    parser.add_argument("--bundle", type=Path, help="bundle file: its base decodes (bases), where to store (store)")
+    parser.add_argument("--images", type=int, default=12288, help="training faces (bases)")
+    parser.add_argument("--minutes", type=float, default=60.0, help="total training budget (train)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (train)")
+    args = parser.parse_args(argv)
+    needed = {"bases": ("data", "bundle"), "store": ("bundle",), "train": ()}[args.step]
+    missing = [f"--{name}" for name in needed if getattr(args, name) is None]
+    if missing:
+        parser.error(f"{args.step} needs {' and '.join(missing)}")
+    if args.step == "bases":
+        size = load_bundle(args.bundle).image_size
+        make_bases(args.bundle, load_images(args.data, size, limit=args.images), args.run)
+    elif args.step == "train":
+        state = train(args.run, args.minutes, args.lr)
+        print(f"step {state['step']}, {state['seconds'] / 60:.1f} minutes")
+    else:
+        print(json.dumps(store(args.run, args.bundle)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The learned refinement layer (gecodec/learned_layer.py) in files, bundles and ladders, on the tiny model."""
+
+from __future__ import annotations
+
+import struct
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+
+from gecodec import container
+from gecodec.bundle import Bundle, load_bundle, save_bundle
+from gecodec.codec import Codec
+from gecodec.entropy import QUALITIES, TABLE_TOTAL
+from gecodec.errors import BundleError, FormatError, OptionError
+from gecodec.ladder import Rung
+from gecodec.learned_layer import RADIUS, LearnedRefinement, fit_learned_refinement
+from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
+from gecodec.refine import fit_refinement
+
+from conftest import ENTROPY_BUNDLE
+
+LEVELS = 2
+
+
+def images(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def learned_bundle() -> Bundle:
+    """The tiny entropy model with DCT tables and an untrained learned layer whose synthesis is not the identity."""
+    bundle = load_bundle(ENTROPY_BUNDLE)
+    bundle.refine = fit_refinement(images(8, 1) * 0.2)
+    torch.manual_seed(0)
+    network = ConditionalRefiner(RefinerConfig(levels=LEVELS, latent=4, features=8))
+    torch.nn.init.normal_(network.out.weight, std=0.05)  # zero at the start of training: the layer would add nothing
+    faces = images(8, 2)
+    bundle.refine_learned = fit_learned_refinement(network, faces, Codec(bundle, "cpu").base_decodes(
+        Codec(bundle, "cpu").encode_batch(faces)))
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec(learned_bundle(), "cpu")
+
+
+def layered(codec: Codec, faces: torch.Tensor, level: int) -> tuple[list[bytes], list[bytes], torch.Tensor]:
+    bases = codec.encode_batch(faces)
+    files, decoded = codec.layered(bases, faces, codec.base_decodes(bases), level, "learned")
+    return bases, files, decoded
+
+
+def test_the_tables_are_integer_rows_that_sum_to_the_coders_total(codec):
+    tables = codec.bundle.refine_learned.tables
+    assert tables.shape == (LEVELS, 4, 2 * RADIUS + 1) and tables.dtype == np.int32
+    assert tables.min() >= 1 and (tables.sum(-1) == TABLE_TOTAL).all()
+    with pytest.raises(ValueError, match="does not sum"):
+        LearnedRefinement(codec.bundle.refine_learned.network, tables + 1)
+
+
+@pytest.mark.parametrize("level", range(LEVELS))
+def test_a_learned_layer_decodes_to_what_the_encoder_predicted_and_leaves_the_base_alone(codec, level):
+    faces = images(3, 3)
+    bases, files, predicted = layered(codec, faces, level)
+    for base, data in zip(bases, files):
+        header, payload = container.read(data)
+        base_payload = container.read(base)[1]
+        assert header.layer == container.Layer(level, len(base_payload), codec.bundle.refine_learned.check_code,
+                                               "learned")
+        assert payload.startswith(base_payload) and len(payload) > len(base_payload)
+    decoded = codec.decode_batch(files)
+    assert torch.equal(decoded, predicted)
+    assert torch.equal(codec.decode_batch(files, base_only=True), codec.decode_batch(bases))
+    assert not torch.equal(decoded, codec.decode_batch(bases))
+
+
+def extras_of(data: bytes) -> dict:
+    """A version-2 file's extras map: after magic, version, model id and the quality byte (formats/gec.md)."""
+    unpacker = msgpack.Unpacker(strict_map_key=False)
+    unpacker.feed(data[8:])
+    return next(unpacker)
+
+
+def test_the_file_names_the_learned_layer_under_its_own_key(codec):
+    data = layered(codec, images(1, 4), 0)[1][0]
+    header = container.read(data)[0]
+    assert extras_of(data)[container.KEY_LEARNED_LAYER] == list(header.layer[:3])
+    assert container.KEY_LAYER not in extras_of(data)
+
+
+def test_a_damaged_or_foreign_learned_layer_is_refused(codec):
+    header, payload = container.read(layered(codec, images(1, 5), 1)[1][0])
+    layer = header.layer
+    bad_headers = [layer._replace(check=layer.check ^ 1), layer._replace(level=LEVELS),
+                   layer._replace(base_bytes=len(payload))]
+    for bad in bad_headers:
+        with pytest.raises(FormatError):
+            codec.parse(container.write(header.__class__(**{**header.__dict__, "layer": bad}), payload))
+    with pytest.raises(FormatError):
+        codec.decode_batch([container.write(header, payload[:-1].rstrip(b"\0"))])
+    with pytest.raises(FormatError):
+        codec.decode_batch([container.write(header, payload + b"\1")])
+    with pytest.raises(OptionError, match="learned refinement level"):
+        codec.layered([], images(0), images(0), LEVELS, "learned")
+
+
+def test_a_header_with_two_layers_is_refused():
+    extras = {container.KEY_LAYER: [0, 3, 7], container.KEY_LEARNED_LAYER: [0, 3, 7]}
+    body = b"GE\x02" + struct.pack(">I", 1) + bytes([50 | container.HAS_EXTRAS]) + msgpack.packb(extras) + b"\1\2\3\4\5"
+    with pytest.raises(FormatError, match="names two"):
+        container.read(body + struct.pack("<H", container.crc16(body)))
+
+
+def test_the_learned_layer_survives_a_half_precision_bundle_and_keeps_the_model_id(codec, tmp_path):
+    path = tmp_path / "learned.safetensors"
+    save_bundle(codec.bundle, path, half=True)
+    loaded = load_bundle(path)
+    assert loaded.refine_learned.check_code == codec.bundle.refine_learned.check_code
+    save_bundle(Bundle(**{**codec.bundle.__dict__, "refine_learned": None}), tmp_path / "without.safetensors", half=True)
+    assert loaded.model_id == load_bundle(tmp_path / "without.safetensors").model_id
+    files = layered(codec, images(2, 6), 1)[1]
+    half_layer = Codec(Bundle(**{**codec.bundle.__dict__, "refine_learned": loaded.refine_learned}), "cpu")
+    assert torch.allclose(half_layer.decode_batch(files), codec.decode_batch(files), atol=2e-3)
+
+
+def test_a_bundle_whose_tables_do_not_fit_its_network_is_refused(codec, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "learned.safetensors"
+    save_bundle(codec.bundle, path)
+    tensors = load_file(str(path))
+    tensors["refine.learned.tables"] = tensors["refine.learned.tables"][:, :3].contiguous()
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(BundleError, match="refine.learned.tables"):
+        load_bundle(path)
+
+
+def test_a_ladder_may_name_learned_rungs_the_bundle_has(codec, tmp_path):
+    ladder = tuple([Rung(q) for q in range(61)] + [Rung(q - 60, q % LEVELS, "learned") for q in range(61, QUALITIES)])
+    bundle = learned_bundle()
+    bundle.ladder = ladder
+    save_bundle(bundle, tmp_path / "good.safetensors")
+    loaded = Codec(load_bundle(tmp_path / "good.safetensors"), "cpu")
+    assert loaded.bundle.ladder == ladder
+    header = container.read(loaded.encode_batch(images(1), quality=70)[0])[0]
+    assert (header.quality, header.layer.level, header.layer.kind) == (10, 70 % LEVELS, "learned")
+    bundle.ladder = ladder[:-1] + (Rung(40, LEVELS, "learned"),)
+    save_bundle(bundle, tmp_path / "bad.safetensors")
+    with pytest.raises(BundleError, match="learned refinement levels"):
+        load_bundle(tmp_path / "bad.safetensors")
+
+
+def test_target_bytes_tries_learned_layers_too(codec):
+    faces = images(2, 7)
+    alone = Codec(Bundle(**{**codec.bundle.__dict__, "refine_learned": None}), "cpu")
+    for target in (120, 400):
+        files = codec.encode_batch(faces, target_bytes=target)
+        assert all(len(f) <= target for f in files)
+        error = ((codec.decode_batch(files) - faces) ** 2).mean(dim=(1, 2, 3))
+        dct_only = ((alone.decode_batch(alone.encode_batch(faces, target_bytes=target)) - faces) ** 2).mean(
+            dim=(1, 2, 3))
+        assert bool((error <= dct_only + 1e-6).all())
+
+
+def test_the_refiner_trains_resumes_and_is_stored_without_changing_the_model_id(tmp_path):
+    from gecodec.train import refiner
+    from gecodec.train.checkpoint import load_checkpoint
+
+    path = tmp_path / "model.safetensors"
+    save_bundle(load_bundle(ENTROPY_BUNDLE), path)
+    faces = ((images(6, 8) + 1) * 127.5).round().to(torch.uint8)
+    refiner.make_bases(path, faces, tmp_path / "run")
+    assert np.load(tmp_path / "run" / "bases.npy").shape == tuple(faces.shape)
+    first = refiner.train(tmp_path / "run", minutes=0.005, lr=1e-3)
+    again = refiner.train(tmp_path / "run", minutes=0.01, lr=3e-4)
+    assert 0 < first["step"] < again["step"] == load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"]
+    record = refiner.store(tmp_path / "run", path)
+    stored = load_bundle(path)
+    assert stored.model_id == load_bundle(ENTROPY_BUNDLE).model_id
+    assert f"{stored.refine_learned.check_code:04x}" == record["check_code"] == stored.card["refine_learned"]["check_code"]
+    assert stored.refine_learned.levels == len(refiner.LAMBDAS)
