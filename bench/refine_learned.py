@@ -24,12 +24,12 @@ import torch
 from gecodec.bundle import load_model
 from gecodec.codec import Codec
 from gecodec.fileio import write_bytes_atomic
-from gecodec.learned_layer import RADIUS, latent_integers
+from gecodec.learned_layer import RADIUS, SUBLEVELS, latent_integers
 from gecodec.metrics import psnr_8bit
 from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results" / "residual"
-TIMED, TIMED_LEVEL = 16, 2  # the decoding of this many layers of this level (or the finest) is timed, at batch 1
+TIMED, TIMED_LEVEL = 16, 6  # the decoding of this many layers of this level (or the finest) is timed, at batch 1
 
 
 def gaussian_layer_bytes(integers: torch.Tensor, spread: torch.Tensor) -> bytes:
@@ -60,7 +60,7 @@ def measure(data: Path, n: int, model: str | None) -> dict:
     for level in range(layer.levels):
         files, decoded = codec.layered(bases, val, pixels, level, "learned")
         with torch.no_grad():
-            spread = layer.network.conditioning(pixels, level).spread
+            spread = layer.network.conditioning(pixels, level / SUBLEVELS).spread
         integers = latent_integers(layer.network, val, pixels, level)
         gaussian = [len(f) - len(codec.parse(f).layer) + len(gaussian_layer_bytes(k, s))
                     for f, k, s in zip(files, integers, spread)]

@@ -175,7 +175,7 @@ def main() -> None:
     if args.force or not (HERE / "expected-learned.json").exists():
         bundle = load_model()  # the joint default, with its learned refinement layer
         write_set("expected-learned.json", bundle, None,
-                  [("default-v3-learned.gec", {"layer": (2, "learned")}, None)], {"iters": 20})
+                  [("default-v3-learned.gec", {"layer": (5, "learned")}, None)], {"iters": 20})
     if args.force or not (HERE / "expected-crop.json").exists():
         write_set("expected-crop.json", load_bundle(TINY_ENTROPY_BUNDLE), TINY_ENTROPY_BUNDLE.name, [
             ("v2-crop.gec", {"quality": 30}, Source((640, 480), (300, 200, 150, -123))),

@@ -28,7 +28,7 @@ from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
 from gecodec.ladder import Rung, ladder_from_config
-from gecodec.learned_layer import PREFIX as LEARNED_PREFIX, RADIUS as LEARNED_RADIUS, LearnedRefinement
+from gecodec.learned_layer import PREFIX as LEARNED_PREFIX, LearnedRefinement, tables_shape
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
 from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
@@ -245,7 +245,8 @@ def _ladder(config: dict) -> tuple[Rung, ...] | None:
     ladder = ladder_from_config(config["quality_ladder"])
     if Rung(config["entropy"]["default_quality"]) not in ladder:
         raise ValueError("the quality ladder does not hold the default quality's base alone")
-    learned_levels = config.get("refine_learned", {}).get("levels", 0)
+    learned = config.get("refine_learned")
+    learned_levels = tables_shape(RefinerConfig(**learned))[0] if learned else 0
     if any(rung.kind == "learned" and rung.level >= learned_levels for rung in ladder):
         raise ValueError(f"the quality ladder names learned refinement levels that the bundle's {learned_levels} "
                          "do not cover")
@@ -287,8 +288,11 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
         expected.update({"refine.scales": ((3, 8, 8), ("F32",)), "refine.rungs": ((REFINE_LEVELS, 3, 8, 8), ("I32",)),
                          "refine.radii": ((RUNGS,), ("I32",)), "refine.frequencies": (None, ("I32",))})
     if "refine_learned" in config:
-        learned = modules[LEARNED_PREFIX + "net"].config
-        expected[LEARNED_PREFIX + "tables"] = ((learned.levels, learned.latent, 2 * LEARNED_RADIUS + 1), ("I32",))
+        shape = tables_shape(modules[LEARNED_PREFIX + "net"].config)
+        if shape[0] > MAX_LAYER_LEVEL + 1:
+            raise ValueError(f"the learned refinement layer would have {shape[0]} levels; files allow "
+                             f"{MAX_LAYER_LEVEL + 1}")
+        expected[LEARNED_PREFIX + "tables"] = (shape, ("I32",))
     with safe_open(str(path), framework="pt") as handle:
         stored = {name: handle.get_slice(name) for name in handle.keys()}
         unexpected = sorted(set(stored) - set(expected))

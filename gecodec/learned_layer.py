@@ -1,7 +1,9 @@
 """A learned refinement layer: the integers of gecodec/models/refiner.py's latent, coded with static tables.
 
-At level L the encoder rounds the refiner's latent of (x, x_base) to integers, clips them to -radius .. radius,
-and codes the integers of each latent channel c with table (L, c). The tables are integers fitted on training
+The network was trained at a few rates, one gain vector each; the layer's levels are those rates and
+SUBLEVELS - 1 more between each two, at interpolated gains, so that a quality ladder can step finely. At level L
+the encoder rounds the refiner's latent of (x, x_base) at rate L / SUBLEVELS to integers, clips them to
+-RADIUS .. RADIUS, and codes the integers of each latent channel c with table (L, c). The tables are integers fitted on training
 faces and stored in the bundle, so a layer's integers decode identically on every platform whatever the
 networks compute there; only the picture drawn from them follows the device's floats, as the base decode does.
 (A prior predicted from x_base codes about 4% shorter, but its tables would come from floats computed at run
@@ -20,10 +22,11 @@ import numpy as np
 import torch
 
 from gecodec.entropy import TABLE_TOTAL, ans_bytes, ans_decode, categorical, integer_table
-from gecodec.models.refiner import ConditionalRefiner
+from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
 
 PREFIX = "refine.learned."  # its tensors' names in a bundle (under catalog.REFINE_PREFIX: not in the model id)
 RADIUS = 64  # the coded integers' range; the latent rarely leaves it
+SUBLEVELS = 3  # layer levels per trained rate
 FIT_BATCH = 256
 
 
@@ -33,16 +36,15 @@ class LearnedRefinement:
     tables: np.ndarray  # (levels, latent, 2 RADIUS + 1) int32: each row sums to TABLE_TOTAL, each entry at least 1
 
     def __post_init__(self) -> None:
-        config = self.network.config
-        if self.tables.shape != (config.levels, config.latent, 2 * RADIUS + 1):
-            raise ValueError(f"learned refinement tables have shape {self.tables.shape}, the network needs "
-                             f"{(config.levels, config.latent, 2 * RADIUS + 1)}")
+        shape = tables_shape(self.network.config)
+        if self.tables.shape != shape:
+            raise ValueError(f"learned refinement tables have shape {self.tables.shape}, the network needs {shape}")
         if self.tables.min() < 1 or not (self.tables.sum(-1, dtype=np.int64) == TABLE_TOTAL).all():
             raise ValueError(f"a learned refinement table does not sum to {TABLE_TOTAL} with every entry at least 1")
 
     @property
     def levels(self) -> int:
-        return self.network.config.levels
+        return len(self.tables)
 
     @cached_property
     def check_code(self) -> int:
@@ -77,7 +79,8 @@ class LearnedRefinement:
         """A base decode as 8-bit pixels (3, S, S) and the layer's bytes -> the refined face in [-1, 1]."""
         integers = torch.from_numpy(self.decode(payload, level, pixels.shape[-1] // 8)).float()
         with torch.no_grad():
-            return self.network.refine(integers[None], self.network.conditioning(pixels[None], level))[0].clamp(-1, 1)
+            given = self.network.conditioning(pixels[None], level / SUBLEVELS)
+            return self.network.refine(integers[None], given)[0].clamp(-1, 1)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"{PREFIX}net.{k}": v.detach() for k, v in self.network.state_dict().items()}
@@ -85,11 +88,17 @@ class LearnedRefinement:
         return tensors
 
 
+def tables_shape(config: RefinerConfig) -> tuple[int, int, int]:
+    """(layer levels, latent channels, symbols) of a network's tables."""
+    return (config.levels - 1) * SUBLEVELS + 1, config.latent, 2 * RADIUS + 1
+
+
 def latent_integers(network: ConditionalRefiner, images: torch.Tensor, pixels: torch.Tensor, level: int
                     ) -> torch.Tensor:
-    """(B, 3, S, S) faces and their base decodes as 8-bit pixels, in [-1, 1] -> (B, latent, S/8, S/8) integers."""
+    """(B, 3, S, S) faces and their base decodes as 8-bit pixels, in [-1, 1] -> their (B, latent, S/8, S/8)
+    integers at a layer level."""
     with torch.no_grad():
-        latent = network.latent(images, network.conditioning(pixels, level))
+        latent = network.latent(images, network.conditioning(pixels, level / SUBLEVELS))
     return latent.round().clamp(-RADIUS, RADIUS).to(torch.int64)
 
 
@@ -101,14 +110,14 @@ def fit_learned_refinement(trained: ConditionalRefiner, faces: torch.Tensor, pix
     network = ConditionalRefiner(trained.config)
     network.load_state_dict({k: v.detach().cpu().half().float() for k, v in trained.state_dict().items()})
     network.eval().requires_grad_(False)
-    config, symbols = network.config, 2 * RADIUS + 1
+    levels, latent, symbols = tables_shape(network.config)
     tables = []
-    for level in range(config.levels):
-        counts = np.zeros((config.latent, symbols))
+    for level in range(levels):
+        counts = np.zeros((latent, symbols))
         for start in range(0, len(faces), FIT_BATCH):
             chunk = slice(start, start + FIT_BATCH)
             symbols_of = (latent_integers(network, faces[chunk], pixels[chunk], level) + RADIUS).numpy()
-            for channel in range(config.latent):
+            for channel in range(latent):
                 counts[channel] += np.bincount(symbols_of[:, channel].ravel(), minlength=symbols)
         tables.append([integer_table(row + 0.5) for row in counts])  # + 0.5: no symbol is impossible
     return LearnedRefinement(network, np.array(tables, dtype=np.int32))

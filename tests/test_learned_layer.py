@@ -15,13 +15,14 @@ from gecodec.codec import Codec
 from gecodec.entropy import QUALITIES, TABLE_TOTAL
 from gecodec.errors import BundleError, FormatError, OptionError
 from gecodec.ladder import Rung
-from gecodec.learned_layer import RADIUS, LearnedRefinement, fit_learned_refinement
+from gecodec.learned_layer import RADIUS, SUBLEVELS, LearnedRefinement, fit_learned_refinement
 from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
 from gecodec.refine import fit_refinement
 
 from conftest import ENTROPY_BUNDLE
 
-LEVELS = 2
+TRAINED_LEVELS = 2
+LEVELS = SUBLEVELS + 1  # the layer's: the two trained rates and the ones between them
 
 
 def images(n: int, seed: int = 0) -> torch.Tensor:
@@ -33,7 +34,7 @@ def learned_bundle() -> Bundle:
     bundle = load_bundle(ENTROPY_BUNDLE)
     bundle.refine = fit_refinement(images(8, 1) * 0.2)
     torch.manual_seed(0)
-    network = ConditionalRefiner(RefinerConfig(levels=LEVELS, latent=4, features=8))
+    network = ConditionalRefiner(RefinerConfig(levels=TRAINED_LEVELS, latent=4, features=8))
     torch.nn.init.normal_(network.out.weight, std=0.05)  # zero at the start of training: the layer would add nothing
     faces = images(8, 2)
     bundle.refine_learned = fit_learned_refinement(network, faces, Codec(bundle, "cpu").base_decodes(
@@ -58,6 +59,15 @@ def test_the_tables_are_integer_rows_that_sum_to_the_coders_total(codec):
     assert tables.min() >= 1 and (tables.sum(-1) == TABLE_TOTAL).all()
     with pytest.raises(ValueError, match="does not sum"):
         LearnedRefinement(codec.bundle.refine_learned.network, tables + 1)
+
+
+def test_levels_between_trained_rates_take_interpolated_gains(codec):
+    network = codec.bundle.refine_learned.network
+    base = images(1, 9)
+    trained = [network.conditioning(base, rate).gain for rate in range(TRAINED_LEVELS)]
+    assert torch.equal(trained[0].flatten(), network.log_gains[0].exp())
+    between = network.conditioning(base, 1 / 3).gain
+    assert torch.allclose(between, trained[0] ** (2 / 3) * trained[1] ** (1 / 3))
 
 
 @pytest.mark.parametrize("level", range(LEVELS))
@@ -184,4 +194,4 @@ def test_the_refiner_trains_resumes_and_is_stored_without_changing_the_model_id(
     stored = load_bundle(path)
     assert stored.model_id == load_bundle(ENTROPY_BUNDLE).model_id
     assert f"{stored.refine_learned.check_code:04x}" == record["check_code"] == stored.card["refine_learned"]["check_code"]
-    assert stored.refine_learned.levels == len(refiner.LAMBDAS)
+    assert stored.refine_learned.levels == (len(refiner.LAMBDAS) - 1) * SUBLEVELS + 1

@@ -65,12 +65,17 @@ class ConditionalRefiner(nn.Module):
         nn.init.zeros_(self.out.weight)  # start from x_base itself, not from x_base plus noise
         nn.init.zeros_(self.out.bias)
 
-    def conditioning(self, base: torch.Tensor, level: int) -> Conditioning:
+    def conditioning(self, base: torch.Tensor, rate: float) -> Conditioning:
+        """``rate`` 0 .. levels - 1 picks the gain vector: a whole number, the one trained at that level; in
+        between, log-gains interpolated linearly (Cui et al. 2021), a rate the network was not trained at."""
         f1 = self.base1(base)
         f2 = self.base2(f1)
         f3 = self.base3(f2)
         mean, log_spread = self.prior(f3).chunk(2, dim=1)
-        gain = self.log_gains[level].exp()[None, :, None, None]
+        lower = min(int(rate), self.config.levels - 1)
+        upper = min(lower + 1, self.config.levels - 1)
+        fraction = rate - lower
+        gain = ((1 - fraction) * self.log_gains[lower] + fraction * self.log_gains[upper]).exp()[None, :, None, None]
         return Conditioning(base, (f1, f2, f3), mean, gain, (log_spread.exp() * gain).clamp_min(SMALLEST_SPREAD))
 
     def latent(self, x: torch.Tensor, given: Conditioning) -> torch.Tensor:
