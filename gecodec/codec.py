@@ -24,7 +24,7 @@ from gecodec.align import NO_DETECTOR, Placement, frame_decoded, frame_face
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
 from gecodec.ladder import Rung
 from gecodec.learned_layer import LearnedRefinement
-from gecodec.refine import LEVELS, RefinementModel, check_level
+from gecodec.refine import RefinementModel, check_level
 from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
 from gecodec.options import DEFAULT_BITS
@@ -296,8 +296,8 @@ class Codec:
         files = []
         for base, layer in zip(bases, layers):
             header, payload = container.read(base)
-            files.append(container.write(replace(header, layer=Layer(level, len(payload), model.check_code, kind)),
-                                         payload + layer))
+            named = Layer(level, len(payload), model.check_code, kind, container.base_check(header, payload))
+            files.append(container.write(replace(header, layer=named), payload + layer))
         return files, torch.stack([self.refined(base, layer, level, kind) for base, layer in zip(pixels, layers)])
 
     def _layer_model(self, kind: str, level: int, error: type[GecError]) -> RefinementModel | LearnedRefinement:
@@ -377,7 +377,7 @@ class Codec:
 
     def _split_layer(self, header: Header, payload: bytes) -> tuple[bytes, bytes]:
         """A refined file's payload -> (base payload, refinement layer), once its tables are known to be here."""
-        level, base_bytes, check, kind = header.layer
+        level, base_bytes, check, kind, base_check = header.layer
         model = self._layer_model(kind, level, FormatError)
         if model.check_code != check:
             raise FormatError(f"the file's {kind} refinement layer has check code {check:04x}, and model "
@@ -385,6 +385,8 @@ class Codec:
         if not base_bytes < len(payload):
             raise FormatError(f"the base layer's {base_bytes} bytes leave no refinement layer in a "
                               f"{len(payload)}-byte payload")
+        if base_check is not None and base_check != container.base_check(header, payload[:base_bytes]):
+            raise FormatError("the refinement layer was made for another base layer (its base check differs)")
         return payload[:base_bytes], payload[base_bytes:]
 
     def search_steps(self, parsed: ParsedFile, **overrides: Any) -> int:

@@ -11,7 +11,7 @@ import binascii
 import math
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import msgpack
@@ -55,6 +55,7 @@ class Layer(NamedTuple):
     base_bytes: int  # the base payload's length: the layer is the rest
     check: int  # the check code of the refinement model it needs
     kind: str = "dct"  # "dct" (key 9: gecodec/refine.py) or "learned" (key 10: gecodec/learned_layer.py)
+    base_check: int | None = None  # base_check() of the base it refines (None in DCT layers made before it)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def _extras(header: Header) -> dict[int, Any]:
     if header.crop is not None:
         extras[KEY_CROP] = list(header.crop)
     if header.layer is not None:
-        extras[LAYER_KEYS[header.layer.kind]] = list(header.layer[:3])
+        layer = header.layer
+        extras[LAYER_KEYS[layer.kind]] = list(layer[:3]) + ([layer.base_check] if layer.base_check is not None else [])
     return extras
 
 
@@ -290,9 +292,17 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
 
 
 def _layer(kind: str, fields: Any) -> Layer:
-    if not (isinstance(fields, list) and len(fields) == 3):
-        raise ValueError(f"refinement layer {fields!r} is not [level, base bytes, check code]")
-    return Layer(*fields, kind)
+    # A learned layer always names its base; DCT layers from before base checks existed do not.
+    lengths = (4,) if kind == "learned" else (3, 4)
+    if not (isinstance(fields, list) and len(fields) in lengths):
+        raise ValueError(f"refinement layer {fields!r} is not [level, base bytes, check code, base check]")
+    return Layer(*fields[:3], kind, *fields[3:])
+
+
+def base_check(header: Header, base_payload: bytes) -> int:
+    """7 bits that name the base a refinement layer refines: the low bits of the CRC-16 of the file that the base
+    layer alone makes (the header without its layer, and the base payload). Seven bits take one byte."""
+    return crc16(write(replace(header, layer=None), base_payload)) & 0x7F
 
 
 def _is_uint(value: Any, limit: int) -> bool:
@@ -338,9 +348,10 @@ def _validate(header: Header) -> None:
         header.quality is not None and isinstance(header.layer, Layer) and header.layer.kind in LAYER_KEYS
         and _is_uint(header.layer.level, MAX_LAYER_LEVEL + 1) and _is_uint(header.layer.base_bytes, MAX_PAYLOAD_SIZE)
         and header.layer.base_bytes > 0 and _is_uint(header.layer.check, 1 << 16)
+        and (header.layer.base_check is None or _is_uint(header.layer.base_check, 1 << 7))
     ):
         raise ValueError(f"refinement layer {header.layer!r} is not [level 0 to {MAX_LAYER_LEVEL}, base bytes, "
-                         "check code] in a version-2 file")
+                         "check code, base check 0 to 127] in a version-2 file")
     if not isinstance(header.grayscale, bool):
         raise ValueError(f"grayscale flag {header.grayscale!r} is not a boolean")
     if not isinstance(header.hints, dict):

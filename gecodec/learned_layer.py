@@ -1,14 +1,14 @@
 """A learned refinement layer: the integers of gecodec/models/refiner.py's latent, coded with static tables.
 
 The network was trained at a few rates, one gain vector each; the layer's levels are those rates and
-SUBLEVELS - 1 more between each two, at interpolated gains, so that a quality ladder can step finely. At level L
-the encoder rounds the refiner's latent of (x, x_base) at rate L / SUBLEVELS to integers, clips them to
--RADIUS .. RADIUS, and codes the integers of each latent channel c with table (L, c). The tables are integers fitted on training
-faces and stored in the bundle, so a layer's integers decode identically on every platform whatever the
-networks compute there; only the picture drawn from them follows the device's floats, as the base decode does.
-(A prior predicted from x_base codes about 4% shorter, but its tables would come from floats computed at run
-time: bench/results/residual/README.md.) The layer's bytes are the channels' integers, channel 0 first, each
-in raster order, as one ANS stream (entropy.ans_bytes).
+SUBLEVELS - 1 more between each two, at interpolated gains, so that a quality ladder can step finely. At
+level L the encoder rounds the refiner's latent of (x, x_base) at rate L / SUBLEVELS to integers, clips them
+to -RADIUS .. RADIUS, and codes the integers of each latent channel c with table (L, c). The tables are
+integers fitted on training faces and stored in the bundle, so a layer's integers decode identically on every
+platform whatever the networks compute there; only the picture drawn from them follows the device's floats,
+as the base decode does. (A prior predicted from x_base codes 4 to 5% shorter, but its tables would come from
+floats computed at run time: bench/results/residual/README.md.) The layer's bytes are the channels'
+integers, channel 0 first, each in raster order, as one ANS stream (entropy.ans_bytes).
 """
 
 from __future__ import annotations

@@ -76,9 +76,9 @@ def test_a_learned_layer_decodes_to_what_the_encoder_predicted_and_leaves_the_ba
     bases, files, predicted = layered(codec, faces, level)
     for base, data in zip(bases, files):
         header, payload = container.read(data)
-        base_payload = container.read(base)[1]
+        base_header, base_payload = container.read(base)
         assert header.layer == container.Layer(level, len(base_payload), codec.bundle.refine_learned.check_code,
-                                               "learned")
+                                               "learned", container.base_check(base_header, base_payload))
         assert payload.startswith(base_payload) and len(payload) > len(base_payload)
     decoded = codec.decode_batch(files)
     assert torch.equal(decoded, predicted)
@@ -96,7 +96,7 @@ def extras_of(data: bytes) -> dict:
 def test_the_file_names_the_learned_layer_under_its_own_key(codec):
     data = layered(codec, images(1, 4), 0)[1][0]
     header = container.read(data)[0]
-    assert extras_of(data)[container.KEY_LEARNED_LAYER] == list(header.layer[:3])
+    assert extras_of(data)[container.KEY_LEARNED_LAYER] == [*header.layer[:3], header.layer.base_check]
     assert container.KEY_LAYER not in extras_of(data)
 
 
@@ -104,7 +104,7 @@ def test_a_damaged_or_foreign_learned_layer_is_refused(codec):
     header, payload = container.read(layered(codec, images(1, 5), 1)[1][0])
     layer = header.layer
     bad_headers = [layer._replace(check=layer.check ^ 1), layer._replace(level=LEVELS),
-                   layer._replace(base_bytes=len(payload))]
+                   layer._replace(base_bytes=len(payload)), layer._replace(base_check=layer.base_check ^ 1)]
     for bad in bad_headers:
         with pytest.raises(FormatError):
             codec.parse(container.write(header.__class__(**{**header.__dict__, "layer": bad}), payload))
@@ -114,6 +114,30 @@ def test_a_damaged_or_foreign_learned_layer_is_refused(codec):
         codec.decode_batch([container.write(header, payload + b"\1")])
     with pytest.raises(OptionError, match="learned refinement level"):
         codec.layered([], images(0), images(0), LEVELS, "learned")
+
+
+def test_a_layer_moved_onto_another_base_is_refused(codec):
+    from dataclasses import replace
+
+    (first, second), files, _ = layered(codec, images(2, 10), 1)
+    header, payload = container.read(files[0])
+    other_header, other_base = container.read(second)
+    moved = replace(other_header, layer=header.layer._replace(base_bytes=len(other_base)))
+    with pytest.raises(FormatError, match="another base"):
+        codec.parse(container.write(moved, other_base + payload[header.layer.base_bytes :]))
+
+
+def test_a_learned_layer_must_name_its_base_and_an_old_dct_layer_need_not():
+    for key, fields, kind in ((container.KEY_LEARNED_LAYER, [0, 3, 7], None), (container.KEY_LAYER, [0, 3, 7], "dct"),
+                              (container.KEY_LEARNED_LAYER, [0, 3, 7, 5], "learned")):
+        body = b"GE\x02" + struct.pack(">I", 1) + bytes([50 | container.HAS_EXTRAS]) + msgpack.packb({key: fields})
+        body += b"\1\2\3\4\5"
+        data = body + struct.pack("<H", container.crc16(body))
+        if kind is None:
+            with pytest.raises(FormatError, match="base check"):
+                container.read(data)
+        else:
+            assert container.read(data)[0].layer == container.Layer(0, 3, 7, kind, fields[3] if len(fields) > 3 else None)
 
 
 def test_a_header_with_two_layers_is_refused():

@@ -83,7 +83,9 @@ def test_a_refined_file_decodes_past_its_base_and_the_base_alone_still_decodes(c
     base = codec.encode_batch(faces)
     refined = codec.encode_batch(faces, refine=6)
     header, payload = container.read(refined[0])
-    assert header.layer == container.Layer(6, len(container.read(base[0])[1]), codec.bundle.refine.check_code, "dct")
+    base_header, base_payload = container.read(base[0])
+    assert header.layer == container.Layer(6, len(base_payload), codec.bundle.refine.check_code, "dct",
+                                           container.base_check(base_header, base_payload))
     assert payload.startswith(container.read(base[0])[1])  # the base layer is the base file's payload
     full, alone, base_decoded = (codec.decode_batch(refined), codec.decode_batch(refined, base_only=True),
                                  codec.decode_batch(base))
