@@ -86,3 +86,27 @@ def test_the_default_models_qualities_span_tens_of_bytes_to_a_kilobyte_and_rise(
     assert all(b > a for a, b in zip(sizes, sizes[1:])) and all(b > a for a, b in zip(psnrs, psnrs[1:]))
     default_file = container.read(codec.encode_batch(faces[:1])[0])[0]
     assert (default_file.quality, default_file.layer) == (codec.bundle.entropy.default_quality, None)
+
+
+def test_the_default_models_learned_layer_beats_its_dct_layer_at_no_more_bytes():
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from conftest import ROOT
+    from gecodec.codec import Codec
+    from gecodec.imageio import pixels_to_tensor
+    from gecodec.metrics import psnr_8bit
+
+    codec = Codec(load_model(), "cpu")
+    strip = np.asarray(Image.open(ROOT / "tests" / "data" / "faces.png").convert("RGB"))
+    faces = torch.stack([pixels_to_tensor(strip[:, 64 * i : 64 * i + 64]) for i in range(4)])
+    bases = codec.encode_batch(faces)
+    pixels = codec.base_decodes(bases)
+    learned, learned_decoded = codec.layered(bases, faces, pixels, 6, "learned")
+    assert torch.equal(codec.decode_batch(learned), learned_decoded)
+    for level in range(16):  # the smallest DCT layer at least as large
+        dct, dct_decoded = codec.layered(bases, faces, pixels, level, "dct")
+        if np.mean([len(f) for f in dct]) >= np.mean([len(f) for f in learned]):
+            break
+    assert float(psnr_8bit(learned_decoded, faces).mean()) > float(psnr_8bit(dct_decoded, faces).mean()) + 0.5
