@@ -28,7 +28,7 @@ from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
 from gecodec.ladder import Rung, ladder_from_config
-from gecodec.learned_layer import PREFIX as LEARNED_PREFIX, LearnedRefinement, tables_shape
+from gecodec.learned_layer import PREFIX as LEARNED_PREFIX, SUBLEVELS, LearnedRefinement, tables_shape
 from gecodec.models import AutoencoderDecoder, DiscriminatorConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
 from gecodec.models.began import BeganEncoder
 from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
@@ -215,7 +215,8 @@ def _submodule(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch
 # Caps on a bundle's config, checked before any network is built (formats/bundle.md), so a small file cannot ask
 # for gigabytes of weights. The decode schedule obeys the limits of a file's decoder hints.
 CONFIG_CAPS = {"image_size": 256, "latent_dim": 1024, "channels": 1024, "min_channels": 1024, "m": 4096,
-               "depth": 8, "filters": 256, "embedding_dim": 1024, "hidden": 4096, "levels": MAX_LAYER_LEVEL + 1,
+               "depth": 8, "filters": 256, "embedding_dim": 1024, "hidden": 4096,
+               "levels": MAX_LAYER_LEVEL // SUBLEVELS + 1,  # a learned layer's trained rates: its levels fit a file's
                "latent": 256, "features": 256}
 STORED_DTYPES = ("F16", "F32")
 MAX_TABLE_ENTRIES = 1 << 20  # an entropy model's tables, all qualities together
@@ -288,11 +289,7 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
         expected.update({"refine.scales": ((3, 8, 8), ("F32",)), "refine.rungs": ((REFINE_LEVELS, 3, 8, 8), ("I32",)),
                          "refine.radii": ((RUNGS,), ("I32",)), "refine.frequencies": (None, ("I32",))})
     if "refine_learned" in config:
-        shape = tables_shape(modules[LEARNED_PREFIX + "net"].config)
-        if shape[0] > MAX_LAYER_LEVEL + 1:
-            raise ValueError(f"the learned refinement layer would have {shape[0]} levels; files allow "
-                             f"{MAX_LAYER_LEVEL + 1}")
-        expected[LEARNED_PREFIX + "tables"] = (shape, ("I32",))
+        expected[LEARNED_PREFIX + "tables"] = (tables_shape(modules[LEARNED_PREFIX + "net"].config), ("I32",))
     with safe_open(str(path), framework="pt") as handle:
         stored = {name: handle.get_slice(name) for name in handle.keys()}
         unexpected = sorted(set(stored) - set(expected))

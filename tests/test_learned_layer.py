@@ -219,3 +219,13 @@ def test_the_refiner_trains_resumes_and_is_stored_without_changing_the_model_id(
     assert stored.model_id == load_bundle(ENTROPY_BUNDLE).model_id
     assert f"{stored.refine_learned.check_code:04x}" == record["check_code"] == stored.card["refine_learned"]["check_code"]
     assert stored.refine_learned.levels == (len(refiner.LAMBDAS) - 1) * SUBLEVELS + 1
+
+
+def test_a_learned_layer_with_more_levels_than_a_file_can_name_is_refused(tmp_path):
+    bundle = load_bundle(ENTROPY_BUNDLE)
+    network = ConditionalRefiner(RefinerConfig(levels=7, latent=2, features=4))  # 19 levels; a file names 16
+    faces = images(2, 11)
+    bundle.refine_learned = fit_learned_refinement(network, faces, faces)
+    save_bundle(bundle, tmp_path / "many.safetensors")
+    with pytest.raises(BundleError, match="levels = 7 is outside 1 to 6"):
+        load_bundle(tmp_path / "many.safetensors")
