@@ -7,6 +7,7 @@ import math
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any
@@ -36,6 +37,9 @@ SPLIT_QUALITIES = (30, 45, 60)  # the base qualities --target-bytes tries under 
 SMALLEST_LAYER = 60  # bytes: bases that leave less room are not tried (the coarsest layer averages 61 on a
 # quality-60 base, more on coarser ones), so that small targets cost no extra decodes
 GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
+# A matrix draw runs on one core (50 ms for a count of 1,000 at 64x64), so small ones are drawn this many at a
+# time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.
+MATRICES_AT_ONCE, MATRIX_BYTES_AT_ONCE = 2, 256 << 20
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -118,10 +122,24 @@ class Codec:
         if key in self._gaussians:
             self._gaussians.move_to_end(key)
         else:
-            self._gaussians[key] = GaussianMeasurement(count, self.image_size, seed).to(self.device)
-            while len(self._gaussians) > GAUSSIAN_CACHE_SIZE:
-                self._gaussians.popitem(last=False)
+            self._keep_gaussian(key, GaussianMeasurement(count, self.image_size, seed))
         return self._gaussians[key]
+
+    def _keep_gaussian(self, key: tuple[int, int], matrix: GaussianMeasurement) -> None:
+        self._gaussians[key] = matrix.to(self.device)
+        while len(self._gaussians) > GAUSSIAN_CACHE_SIZE:
+            self._gaussians.popitem(last=False)
+
+    def _draw_gaussians(self, keys: list[tuple[int, int]]) -> None:
+        """Draw the cs matrices for up to MATRICES_AT_ONCE (count, seed) keys into the cache, in parallel
+        when they are small."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._gaussians]
+        if len(missing) < 2 or sum(count for count, _ in missing) * 3 * self.image_size**2 * 4 > MATRIX_BYTES_AT_ONCE:
+            return  # gaussian() draws them one by one
+        with ThreadPoolExecutor(len(missing)) as pool:
+            drawn = pool.map(lambda key: GaussianMeasurement(key[0], self.image_size, key[1]), missing)
+            for key, matrix in zip(missing, drawn):
+                self._keep_gaussian(key, matrix)
 
     # -- encoding ---------------------------------------------------------------------------------
 
@@ -419,7 +437,10 @@ class Codec:
             operator_key = ("cs", h.count, h.seed) if h.mode == "cs" else ("ge",)
             groups[(operator_key, search_options(h, self.bundle.decode, **overrides))].append(i)
         out = torch.empty(len(parsed), 3, self.image_size, self.image_size)
-        for (operator_key, options), members in groups.items():
+        keys = list(groups)
+        for index, ((operator_key, options), members) in enumerate(groups.items()):
+            if index % MATRICES_AT_ONCE == 0:  # the next groups' cs matrices, drawn together
+                self._draw_gaussians([key[1:] for key, _ in keys[index : index + MATRICES_AT_ONCE] if key[0] == "cs"])
             measure = self.encoder if operator_key[0] == "ge" else self.gaussian(operator_key[1], operator_key[2])
             for start in range(0, len(members), batch_size):
                 chunk = members[start : start + batch_size]

@@ -45,6 +45,29 @@ def initial_latents(seeds: list[int], restarts: int, generator: Generator) -> to
     return torch.cat(starts)
 
 
+class AdamMoments:
+    """Adam (Kingma and Ba; betas 0.9, 0.999, eps 1e-8) for one tensor, in the same arithmetic as
+    torch.optim.Adam's single-tensor path, so decoded pixels are the same. torch.optim is not used because its
+    first step imports torch._dynamo, which adds 1.5 s to the start of every decode."""
+
+    BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+    def __init__(self, param: torch.Tensor) -> None:
+        self.first = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self.second = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self.count = 0
+
+    @torch.no_grad()
+    def step(self, param: torch.Tensor, lr: float) -> None:
+        grad = param.grad
+        self.count += 1
+        self.first.lerp_(grad, 1 - self.BETA1)
+        self.second.mul_(self.BETA2).addcmul_(grad, grad, value=1 - self.BETA2)
+        step = float(self.count)
+        denominator = (self.second.sqrt() / (1 - self.BETA2**step) ** 0.5).add_(self.EPS)
+        param.addcdiv_(self.first, denominator, value=-(lr / (1 - self.BETA1**step)))
+
+
 def objective(measured: torch.Tensor, target: torch.Tensor, z: torch.Tensor, lam: float) -> torch.Tensor:
     """Per-row objective: mean squared measurement error plus lam times the mean of z^2."""
     return (measured - target).pow(2).mean(1) + lam * z.pow(2).mean(1)
@@ -76,12 +99,12 @@ def latent_search(
         if progress is not None:
             progress(batch * solver.config.steps)
     z.requires_grad_(True)
-    optimizer = torch.optim.Adam([z], lr=options.lr)
+    moments = AdamMoments(z)
     for _ in range(options.iters):
-        optimizer.zero_grad(set_to_none=True)
+        z.grad = None
         loss = objective(measure(generator(z)), repeated, z, options.lam).sum()
         loss.backward()
-        optimizer.step()
+        moments.step(z, options.lr)
         if progress is not None:
             progress(batch)
     with torch.no_grad():

@@ -155,6 +155,14 @@ def test_the_cs_matrix_cache_keeps_only_the_most_recent_few(codec):
     assert codec.gaussian(16, 49) is reused
 
 
+def test_cs_files_with_distinct_seeds_decode_in_one_batch_as_they_do_alone(codec):
+    files = [codec.encode_batch(images(1), mode="cs", seed=seed, count=40)[0] for seed in range(5)]
+    settings = {"iters": 2, "restarts": 1}
+    together = Codec(codec.bundle).decode_batch(files, **settings)  # matrices drawn two at a time, on threads
+    alone = torch.cat([Codec(codec.bundle).decode_batch([data], **settings) for data in files])
+    assert torch.equal(together, alone)
+
+
 def test_a_quantizer_range_in_a_ge_header_applies_as_the_spec_says(codec):
     m = codec.bundle.m
     header = container.Header(model_id=codec.bundle.model_id, bits=8, value_range=(-2.0, 2.0))

@@ -61,7 +61,11 @@ class ConditionalRefiner(nn.Module):
         self.up2 = nn.Sequential(_up(2 * features, features), act())
         self.up3 = nn.Sequential(_up(2 * features, features), act())
         self.out = nn.Conv2d(features + 3, 3, 3, padding=1)
-        self.log_gains = nn.Parameter(torch.linspace(-1.0, 1.0, config.levels)[:, None].repeat(1, latent))
+        # Filled from a CPU linspace: linspace on the meta device, where a bundle's shapes are checked, would
+        # import sympy (0.4 s of every decode's start).
+        self.log_gains = nn.Parameter(torch.empty(config.levels, latent))
+        with torch.no_grad():
+            self.log_gains.copy_(torch.linspace(-1.0, 1.0, config.levels, device="cpu")[:, None])
         nn.init.zeros_(self.out.weight)  # start from x_base itself, not from x_base plus noise
         nn.init.zeros_(self.out.bias)
 
