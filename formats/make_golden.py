@@ -12,12 +12,15 @@ version-2 (entropy-coded) files of a tiny bundle with an entropy model (expected
 made with the joint default of 2026-11-28 (expected-default-v3.json: its default quality and 8 bits), and
 files with a face's crop in a photo, version 2 and version 1 (expected-crop.json), a file of the default
 model with a refinement layer (expected-refine.json), and one with a learned refinement layer
-(expected-learned.json).
+(expected-learned.json), version-3 (transform-coded) files of a tiny bundle with a transform model
+(expected-transform.json), and the default model's version-3 files, its default quality and one with a
+learned layer (expected-default-v3-transform.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,11 +36,13 @@ from gecodec.models import AutoencoderDecoder, Encoder, EncoderConfig, Generator
 from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.quantize import unpack_bits
 from gecodec.search import SearchOptions
+from gecodec.transform_coding import fit_transform_model
 
 HERE = Path(__file__).parent / "golden"
 TINY_BUNDLE = HERE / "tiny-test.safetensors"
 TINY_JOINT_BUNDLE = HERE / "tiny-joint-test.safetensors"
 TINY_ENTROPY_BUNDLE = HERE / "tiny-entropy-test.safetensors"
+TINY_TRANSFORM_BUNDLE = HERE / "tiny-transform-test.safetensors"
 
 # (file name, encode options, the source picture's record)
 CASES = [
@@ -104,6 +109,16 @@ def make_tiny_entropy_bundle(seed: int = 2) -> Bundle:
     )
 
 
+def make_tiny_transform_bundle() -> Bundle:
+    """The tiny entropy bundle (the same model id) with a transform model fitted to EN's outputs."""
+    bundle = load_bundle(TINY_ENTROPY_BUNDLE)
+    with torch.no_grad():
+        outputs = bundle.encoder(torch.rand(512, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1)
+    return dataclasses.replace(
+        bundle, name="tiny-transform-test", transform=fit_transform_model(outputs), transform_sha256="", path=None,
+        card={"summary": "untrained random weights, 16x16: a test fixture for transform-coded (version 3) files"})
+
+
 def header_fields(header: container.Header) -> dict:
     fields = {"model_id": header.model_hex, "bits": header.bits, "seed": header.seed, "mode": header.mode,
               "original_size": header.original_size, "count": header.count, "value_range": header.value_range,
@@ -114,6 +129,8 @@ def header_fields(header: container.Header) -> dict:
         fields["crop"] = header.crop
     if header.layer is not None:
         fields["layer"] = header.layer
+    if header.transform:
+        fields["transform"] = True
     return fields
 
 
@@ -121,7 +138,7 @@ def stored_values(bundle: Bundle, header: container.Header, payload: bytes) -> l
     """The integers a file holds: fixed-length values (version 1) or entropy-coded symbols (version 2)."""
     if header.quality is not None:  # the base layer's symbols (a refinement layer follows them)
         base = payload[: header.layer.base_bytes] if header.layer else payload
-        return bundle.entropy.decode(base, header.quality).tolist()
+        return (bundle.transform if header.transform else bundle.entropy).decode(base, header.quality).tolist()
     return unpack_bits(payload, header.count or bundle.m, header.bits).tolist()
 
 
@@ -129,6 +146,8 @@ def write_set(expected_name: str, bundle: Bundle, bundle_file: str | None, cases
     """Encode each case's picture, write the .gec file, its decoded pixels, and what a reader must find in it."""
     codec = Codec(bundle, "cpu")
     expected = {"bundle": bundle_file or bundle.name, "bundle_sha256": bundle.sha256, "files": {}}
+    if bundle.transform is not None:
+        expected["transform_sha256"] = bundle.transform_sha256
     for index, (name, options, source) in enumerate(cases):
         x = test_image(index, bundle.image_size).unsqueeze(0)
         options = dict(options)
@@ -186,6 +205,18 @@ def main() -> None:
         write_set("expected-default-v3.json", bundle, None, [
             ("default-v3-quality.gec", {}, None),
             ("default-v3-8bit.gec", {"bits": 8}, None),
+        ], {"iters": 20})
+    if args.force or not (HERE / "expected-transform.json").exists():
+        save_bundle(make_tiny_transform_bundle(), TINY_TRANSFORM_BUNDLE)
+        write_set("expected-transform.json", load_bundle(TINY_TRANSFORM_BUNDLE), TINY_TRANSFORM_BUNDLE.name, [
+            ("v3-q60.gec", {"quality": 60}, None),
+            ("v3-q15-crop.gec", {"quality": 15, "seed": 4}, Source((640, 480), (300, 200, 150, 57))),
+        ], {})
+    if args.force or not (HERE / "expected-default-v3-transform.json").exists():
+        bundle = load_model()  # the joint default, with its transform model (version-3 files)
+        write_set("expected-default-v3-transform.json", bundle, None, [
+            ("default-v3-transform.gec", {}, None),
+            ("default-v3-transform-q50.gec", {"quality": 50}, None),
         ], {"iters": 20})
 
 

@@ -20,13 +20,14 @@ from gecodec.restoration import restore_images
 from gecodec.search import Progress, SearchOptions
 
 
-_codecs: dict[tuple[str, str], Codec] = {}
+_codecs: dict[tuple[int, str], Codec] = {}
 
 
 def get_codec(bundle: Bundle, device: str | torch.device | None = None) -> Codec:
-    """A Codec for (bundle, device), created once and then reused."""
+    """A Codec for (bundle, device), created once and then reused. Keyed by the bundle object (load_model gives
+    one per file version), not its id: bundles that share a model id may differ in what lies outside it."""
     resolved = resolve_device(device)
-    key = (bundle.sha256, str(resolved))
+    key = (id(bundle), str(resolved))  # the cached Codec keeps its bundle alive, so the id stays unique
     if key not in _codecs:
         _codecs[key] = Codec(bundle, resolved)
     return _codecs[key]

@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from gecodec.align import CropGeometry
 from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, LEARNED_REFINE_FORMAT_VERSION,
-                             REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, available_bundles, digest,
+                             OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID, REFINE_FORMAT_VERSION, SHIPPED_DIR,
+                             SOLVER_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION, available_bundles, digest,
                              read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
@@ -36,6 +37,7 @@ from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.options import DEFAULT_MODEL
 from gecodec.refine import LEVELS as REFINE_LEVELS, RUNGS, RefinementModel
 from gecodec.search import SearchOptions
+from gecodec.transform_coding import PREFIX as TRANSFORM_PREFIX, TENSORS as TRANSFORM_TENSORS, TransformModel
 
 # EN's kinds: GE1 (a trained conv encoder) and GE0 (the BEGAN discriminator's encoder half).
 ENCODER_KINDS = {"ge1": (Encoder, EncoderConfig), "ge0": (BeganEncoder, DiscriminatorConfig)}
@@ -55,16 +57,20 @@ class Bundle:
     solver: LatentSolver | None = None  # a joint model's learned start and steps
     decode: SearchOptions = field(default_factory=SearchOptions)  # the decoder's default schedule
     entropy: EntropyModel | None = None  # the probability tables of entropy-coded (version 2) files
+    transform: TransformModel | None = None  # the coder of version-3 files (not part of the model id)
     crop: CropGeometry | None = None  # where the training crops have their eyes: how the encoder frames a photo
     refine: RefinementModel | None = None  # the DCT refinement layer's tables (not part of the model id)
     refine_learned: LearnedRefinement | None = None  # the learned refinement layer (not part of the model id)
     ladder: tuple[Rung, ...] | None = None  # what each quality writes, for a model with refinement tables
     sha256: str = ""  # of the tensors as stored; computed from the float32 weights for a bundle built in memory
+    transform_sha256: str = ""  # the same, with the transform model's tensors too
     path: Path | None = None
 
     def __post_init__(self) -> None:
-        if not self.sha256:
-            self.sha256 = tensors_digest(bundle_tensors(self, torch.float32))
+        if not self.sha256 or not self.transform_sha256:
+            tensors = bundle_tensors(self, torch.float32)
+            self.sha256 = self.sha256 or tensors_digest(tensors)
+            self.transform_sha256 = self.transform_sha256 or tensors_digest(tensors, OUTSIDE_TRANSFORM_ID)
 
     @property
     def model_id(self) -> int:
@@ -75,6 +81,17 @@ class Bundle:
         return self.sha256[:8]
 
     @property
+    def transform_id(self) -> int | None:
+        """The id that version-3 files carry: it names the model and its transform model together."""
+        return int(self.transform_sha256[:8], 16) if self.transform is not None else None
+
+    @property
+    def base_coder(self) -> TransformModel | EntropyModel | None:
+        """What codes the base of the files this model's encoder writes at a quality: the transform model
+        (version 3) when it has one, else the entropy model (version 2)."""
+        return self.transform if self.transform is not None else self.entropy
+
+    @property
     def image_size(self) -> int:
         return self.generator.config.image_size
 
@@ -82,9 +99,9 @@ class Bundle:
     def default_quality(self) -> int | None:
         """The quality an encoder uses when the caller names no rate: the rung of the entropy model's default base
         alone on a ladder, else that base quality; None without an entropy model."""
-        if self.entropy is None:
+        if self.base_coder is None:
             return None
-        base_alone = Rung(self.entropy.default_quality)
+        base_alone = Rung(self.base_coder.default_quality)
         return self.ladder.index(base_alone) if self.ladder is not None else base_alone.base_quality
 
     @property
@@ -104,10 +121,10 @@ class Bundle:
         return "ge0" if isinstance(self.encoder, BeganEncoder) else "ge1"
 
 
-def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+def tensors_digest(tensors: dict[str, torch.Tensor], outside: tuple[str, ...] = OUTSIDE_MODEL_ID) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in name order (catalog.digest)."""
-    return digest((name, str(t.dtype), tuple(t.shape), t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-                  for name, t in tensors.items())
+    return digest(((name, str(t.dtype), tuple(t.shape), t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+                   for name, t in tensors.items()), outside)
 
 
 def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -121,8 +138,9 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
                 tensors[f"{prefix}.{key}"] = value.detach().to("cpu", dtype).contiguous()
     tensors["calibration.lo"] = bundle.calibration_lo.detach().float().cpu().contiguous()
     tensors["calibration.hi"] = bundle.calibration_hi.detach().float().cpu().contiguous()
-    if bundle.entropy is not None:  # kept exact whatever the weights' dtype: the tables are integers
-        tensors.update({k: v.detach().cpu().contiguous() for k, v in bundle.entropy.to_tensors().items()})
+    for coder in (bundle.entropy, bundle.transform):  # kept exact whatever the weights' dtype
+        if coder is not None:
+            tensors.update({k: v.detach().cpu().contiguous() for k, v in coder.to_tensors().items()})
     if bundle.refine is not None:
         tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.refine.to_arrays().items()})
     if bundle.refine_learned is not None:  # the network in ``dtype``, its tables exact
@@ -132,6 +150,8 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
 
 
 def format_version(bundle: Bundle) -> str:
+    if bundle.transform is not None:
+        return TRANSFORM_FORMAT_VERSION
     if bundle.refine_learned is not None:
         return LEARNED_REFINE_FORMAT_VERSION
     if bundle.refine is not None:
@@ -155,6 +175,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["decode"] = vars(bundle.decode).copy()
     if bundle.entropy is not None:
         config["entropy"] = {"qualities": QUALITIES, "default_quality": bundle.entropy.default_quality}
+    if bundle.transform is not None:
+        config["transform"] = {"qualities": QUALITIES, "default_quality": bundle.transform.default_quality}
     if bundle.crop is not None:
         config["crop"] = bundle.crop.to_dict()
     if bundle.refine is not None:
@@ -223,9 +245,10 @@ MAX_TABLE_ENTRIES = 1 << 20  # an entropy model's tables, all qualities together
 
 
 def _check_caps(config: dict) -> None:
-    entropy = config.get("entropy")
-    if entropy is not None and not (isinstance(entropy, dict) and entropy.get("qualities") == QUALITIES):
-        raise ValueError(f"the entropy model must have {QUALITIES} qualities")
+    for coder in ("entropy", "transform"):
+        part = config.get(coder)
+        if part is not None and not (isinstance(part, dict) and part.get("qualities") == QUALITIES):
+            raise ValueError(f"the {coder} model must have {QUALITIES} qualities")
     for part in ("generator", "encoder", "ae_decoder", "solver", "refine_learned"):
         for key, value in config.get(part, {}).items():
             if key in CONFIG_CAPS and isinstance(value, int) and not 1 <= value <= CONFIG_CAPS[key]:
@@ -237,14 +260,15 @@ def _check_caps(config: dict) -> None:
 
 
 def _ladder(config: dict) -> tuple[Rung, ...] | None:
-    """The config's quality ladder, which needs refinement tables, an entropy model whose default base alone
-    is one of its rungs, and a learned refinement layer with each learned level it names."""
+    """The config's quality ladder, which needs refinement tables, an entropy model, the default base alone
+    (the transform model's when there is one) as one of its rungs, and a learned refinement layer with each
+    learned level it names."""
     if "quality_ladder" not in config:
         return None
     if "refine" not in config or "entropy" not in config:
         raise ValueError("a quality ladder needs an entropy model and refinement tables")
     ladder = ladder_from_config(config["quality_ladder"])
-    if Rung(config["entropy"]["default_quality"]) not in ladder:
+    if Rung(config.get("transform", config["entropy"])["default_quality"]) not in ladder:
         raise ValueError("the quality ladder does not hold the default quality's base alone")
     learned = config.get("refine_learned")
     learned_levels = tables_shape(RefinerConfig(**learned))[0] if learned else 0
@@ -283,6 +307,11 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
         expected.update({"entropy.mean": ((m,), ("F32",)), "entropy.scale": ((m,), ("F32",)),
                          "entropy.steps": ((QUALITIES,), ("F32",)), "entropy.radii": ((QUALITIES,), ("I32",)),
                          "entropy.frequencies": (None, ("I32",))})
+    if "transform" in config:
+        shapes = {"mean": (m,), "basis": (m, m), "steps": (QUALITIES,), "table_of": (QUALITIES, m), "radii": None,
+                  "frequencies": None}
+        expected.update({TRANSFORM_PREFIX + name: (shapes[name], ("F32",) if dtype == torch.float32 else ("I32",))
+                         for name, dtype in TRANSFORM_TENSORS.items()})
     if "refine" in config:
         if config["refine"] != {"levels": REFINE_LEVELS, "rungs": RUNGS}:
             raise ValueError(f"the refinement model must have {REFINE_LEVELS} levels and {RUNGS} rungs")
@@ -346,6 +375,8 @@ def load_bundle(path: str | Path) -> Bundle:
             decode=decode,
             entropy=EntropyModel.from_tensors(tensors, config["entropy"]["default_quality"])
             if "entropy" in config else None,
+            transform=TransformModel.from_tensors(tensors, config["transform"]["default_quality"])
+            if "transform" in config else None,
             crop=CropGeometry.from_dict(config["crop"], modules["generator"].config.image_size)
             if "crop" in config else None,
             refine=RefinementModel.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("refine.")})
@@ -354,6 +385,7 @@ def load_bundle(path: str | Path) -> Bundle:
             if refiner is not None else None,
             ladder=_ladder(config),
             sha256=tensors_digest(tensors),
+            transform_sha256=tensors_digest(tensors, OUTSIDE_TRANSFORM_ID),
             path=path,
         )
     except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, GecError) as exc:
@@ -390,7 +422,7 @@ def _find(name_or_id: str) -> Path:
         except (BundleError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop in resolve()
             warnings.warn(f"{path}: skipped while looking for model {name_or_id} ({exc})", stacklevel=2)
             continue
-        if bundle.model_hex == wanted:
+        if wanted in (bundle.model_hex, bundle.transform_sha256[:8] if bundle.transform is not None else None):
             return path
     raise ModelNotFoundError(
         f"model {name_or_id!r} is not available (looked in {SHIPPED_DIR} and {user_model_dir()}; see `gec models`)"

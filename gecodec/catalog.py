@@ -17,14 +17,20 @@ from gecodec.errors import BundleError
 
 FORMAT_NAME = "gecodec-bundle"
 # Version 2 adds a joint model's solver and decode schedule, version 3 an entropy model, version 4 refinement
-# tables, version 5 a learned refinement layer; a bundle is written with the lowest version that holds what it has.
+# tables, version 5 a learned refinement layer, version 6 a transform model; a bundle is written with the lowest
+# version that holds what it has.
 FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION = "1", "2", "3", "4"
-LEARNED_REFINE_FORMAT_VERSION = "5"
+LEARNED_REFINE_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION = "5", "6"
 FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION,
-                   LEARNED_REFINE_FORMAT_VERSION)
-# The id covers what decodes a base layer; a refinement model (versions 4 and 5) is named by its own check code in
-# each refined file, so that adding one to a bundle keeps every file made before decoding.
+                   LEARNED_REFINE_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION)
+# The id covers what decodes a version-1 or -2 base layer; a refinement model (versions 4 and 5) is named by its own
+# check code in each refined file, and a transform model (version 6) by the transform id of version-3 files: the
+# digest of the model's tensors and the transform's. So adding either to a bundle keeps every file made before
+# decoding, and a file never decodes under a model it was not made with.
 REFINE_PREFIX = "refine."
+TRANSFORM_PREFIX = "transform."
+OUTSIDE_MODEL_ID = (REFINE_PREFIX, TRANSFORM_PREFIX)
+OUTSIDE_TRANSFORM_ID = (REFINE_PREFIX,)
 BUNDLE_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).parent / "weights"
 # safetensors dtype codes as torch prints the dtype, which is how the id spells them
@@ -32,26 +38,28 @@ TORCH_DTYPES = {"F16": "torch.float16", "F32": "torch.float32", "F64": "torch.fl
                 "I32": "torch.int32", "I16": "torch.int16", "I8": "torch.int8", "U8": "torch.uint8", "BOOL": "torch.bool"}
 
 
-def digest(entries: Iterable[tuple[str, str, tuple[int, ...], bytes]]) -> str:
+def digest(entries: Iterable[tuple[str, str, tuple[int, ...], bytes]], outside: tuple[str, ...] = OUTSIDE_MODEL_ID
+           ) -> str:
     """The bundle id's SHA-256 (formats/bundle.md, Id) over (name, torch dtype name, shape, raw bytes), in name
-    order, of every tensor but the refinement model's."""
+    order, of every tensor whose name has none of the ``outside`` prefixes (OUTSIDE_TRANSFORM_ID: the transform
+    id's)."""
     sha = hashlib.sha256()
     for name, dtype, shape, data in sorted(entries, key=lambda entry: entry[0]):
-        if name.startswith(REFINE_PREFIX):
+        if name.startswith(outside):
             continue
         sha.update(f"{name}|{dtype}|{tuple(shape)}|".encode())
         sha.update(data)
     return sha.hexdigest()
 
 
-def stored_digest(path: Path) -> str:
+def stored_digest(path: Path, outside: tuple[str, ...] = OUTSIDE_MODEL_ID) -> str:
     """The digest of a bundle file's tensors, read one at a time with numpy (once per file version)."""
     path = Path(path).resolve()
-    return _stored_digest(path, path.stat().st_mtime)
+    return _stored_digest(path, path.stat().st_mtime, outside)
 
 
 @lru_cache(maxsize=64)
-def _stored_digest(path: Path, mtime: float) -> str:
+def _stored_digest(path: Path, mtime: float, outside: tuple[str, ...]) -> str:
     from safetensors import safe_open
 
     def entries() -> Iterable[tuple[str, str, tuple[int, ...], bytes]]:
@@ -62,7 +70,7 @@ def _stored_digest(path: Path, mtime: float) -> str:
                 yield name, TORCH_DTYPES[stored.get_dtype()], tuple(stored.get_shape()), data
 
     try:
-        return digest(entries())
+        return digest(entries(), outside)
     except (OSError, ValueError, KeyError) as exc:
         raise BundleError(f"{path}: not a readable model bundle ({exc})") from None
 
@@ -106,10 +114,12 @@ def available_bundles() -> list[Path]:
 
 
 def find_metadata(model_id: int) -> dict[str, str] | None:
-    """The metadata of the installed bundle with this id, or None; bundles that cannot be read are skipped."""
+    """The metadata of the installed bundle with this id (its model id, or the transform id of version-3 files),
+    or None; bundles that cannot be read are skipped."""
     for path in available_bundles():
         try:
-            if int(stored_digest(path)[:8], 16) == model_id:
+            if model_id in (int(stored_digest(path, outside)[:8], 16) for outside in (OUTSIDE_MODEL_ID,
+                                                                                       OUTSIDE_TRANSFORM_ID)):
                 return read_metadata(path)
         except (BundleError, OSError):
             continue

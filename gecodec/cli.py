@@ -409,7 +409,8 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 click.echo(f"  mode      {item['mode']}, {item['values']} values x {item['bits']} bits")
             else:
                 values = f"{item['values']} values, {item['bits_per_value']} bits each" if item["values"] else "values"
-                click.echo(f"  mode      {item['mode']}, {values} (entropy-coded)")
+                coding = "transform-coded" if item["version"] == container.VERSION_V3 else "entropy-coded"
+                click.echo(f"  mode      {item['mode']}, {values} ({coding})")
                 click.echo(f"  quality   {item['quality']}" + (" (the base layer's)" if item["layers"] else ""))
             if item["layers"]:
                 base, layer = item["layers"]
@@ -442,6 +443,7 @@ def models(as_json: bool) -> None:
         g = bundle.generator.config
         rows.append({
             "name": bundle.name, "id": bundle.model_hex, "image_size": g.image_size, "latent_dim": g.latent_dim,
+            "transform_id": f"{bundle.transform_id:08x}" if bundle.transform is not None else None,
             "m": bundle.m, "default": bundle.name == DEFAULT_MODEL, "default_quality": bundle.default_quality,
             "refinement_levels": bundle.layer_levels, "path": str(path), "card": bundle.card,
         })
@@ -455,7 +457,8 @@ def models(as_json: bool) -> None:
             click.echo(row["error"])  # the error names the path
             continue
         mark = " (default)" if row["default"] else ""
-        click.echo(f"{row['name']}{mark}  id {row['id']}  {row['image_size']}x{row['image_size']}  "
+        transform = f" (version-3 files: {row['transform_id']})" if row["transform_id"] else ""
+        click.echo(f"{row['name']}{mark}  id {row['id']}{transform}  {row['image_size']}x{row['image_size']}  "
                    f"latent {row['latent_dim']}  m {row['m']}")
         summary = row["card"].get("summary")
         if summary:

@@ -151,7 +151,7 @@ class Codec:
                   if value is not None]
         if len(chosen) > 1:
             raise OptionError(f"give one of bits, quality and target bytes, not {len(chosen)}: {' and '.join(chosen)}")
-        if (quality is not None or target_bytes is not None) and (mode != "ge" or self.bundle.entropy is None):
+        if (quality is not None or target_bytes is not None) and (mode != "ge" or self.bundle.base_coder is None):
             why = "cs files" if mode != "ge" else f"model {self.bundle.name} has no entropy model"
             raise OptionError(f"quality and target bytes need entropy-coded files, and {why} use fixed-length "
                               "values: use bits")
@@ -172,7 +172,7 @@ class Codec:
                 raise OptionError(f"give a quality or a refinement level, not both: model {self.bundle.name}'s "
                                   "qualities already span its refinement layers")
         if not chosen and refine is None:  # (a layer alone goes on the default base: see rung)
-            if mode == "ge" and self.bundle.entropy is not None:
+            if mode == "ge" and self.bundle.base_coder is not None:
                 quality = self.bundle.default_quality
             else:
                 bits = DEFAULT_BITS
@@ -201,8 +201,8 @@ class Codec:
     ) -> list[bytes]:
         """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each.
 
-        Rate: ``quality`` (0..100) or ``target_bytes`` (the best file that fits) give entropy-coded version-2
-        files; ``bits`` gives version-1 files of fixed-length values. At most one; the default is the model's
+        Rate: ``quality`` (0..100) or ``target_bytes`` (the best file that fits) give entropy-coded files
+        (version 3 on a model with a transform model, else version 2); ``bits`` gives version-1 files of fixed-length values. At most one; the default is the model's
         default quality, or 8 bits for a model without an entropy model (and in cs mode). On a model with a
         quality ladder (gecodec/ladder.py) a quality may add a refinement layer; ``target_bytes`` picks per image
         the base and layer that decode closest within the budget. ``refine`` (0..15) adds a layer of that level
@@ -257,12 +257,15 @@ class Codec:
 
     def _encode_entropy(self, images: torch.Tensor, framing: list[dict[str, Any]], seed: int,
                         hints: dict[str, Any] | None, quality: int | None, target_bytes: int | None) -> list[bytes]:
-        """Version-2 files: each image at ``quality``, or at the largest quality whose file fits ``target_bytes``."""
+        """Entropy-coded files (version 3 with a transform model, else 2): each image at ``quality``, or at the
+        largest quality whose file fits ``target_bytes``."""
         with torch.no_grad():
             values = self.encoder(images).cpu()
+        transform = self.bundle.transform is not None
+        model_id = self.bundle.transform_id if transform else self.bundle.model_id
         files = []
         for row, fields_of_source in zip(values, framing):
-            header = Header(model_id=self.bundle.model_id, quality=0, seed=seed, hints=dict(hints or {}),
+            header = Header(model_id=model_id, quality=0, seed=seed, hints=dict(hints or {}), transform=transform,
                             **fields_of_source)
             file_at = partial(self._entropy_file, row, header)
             files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
@@ -329,8 +332,8 @@ class Codec:
         return model
 
     def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
-        entropy = self.bundle.entropy
-        payload = entropy.encode(entropy.quantize(values[None], quality)[0], quality)
+        coder = self.bundle.base_coder
+        payload = coder.encode(coder.quantize(values[None], quality)[0], quality)
         return container.write(replace(header, quality=quality), payload)
 
     def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
@@ -368,16 +371,18 @@ class Codec:
     def parse(self, data: bytes) -> ParsedFile:
         """Read a .gec file made for this model and dequantize its measurements."""
         header, payload = container.read(data)
-        if header.model_id != self.bundle.model_id:
-            raise FormatError(f"file needs model {header.model_hex}, this codec holds {self.bundle.model_hex}")
+        if header.model_id != (self.bundle.transform_id if header.transform else self.bundle.model_id):
+            holds = f"model {self.bundle.model_hex}" + (f" (transform id {self.bundle.transform_sha256[:8]})"
+                                                         if self.bundle.transform is not None else "")
+            raise FormatError(f"file needs model {header.model_hex}, this codec holds {holds}")
         if header.quality is not None:
-            entropy = self.bundle.entropy
-            if entropy is None:
+            coder = self.bundle.transform if header.transform else self.bundle.entropy
+            if coder is None:  # (a transform-coded file matched the transform id, so only version 2 gets here)
                 raise FormatError(f"the file is entropy-coded, and model {self.bundle.model_hex} has no entropy model")
             base, layer = payload, b""
             if header.layer is not None:
                 base, layer = self._split_layer(header, payload)
-            return ParsedFile(header, entropy.dequantize(entropy.decode(base, header.quality), header.quality), layer)
+            return ParsedFile(header, coder.dequantize(coder.decode(base, header.quality), header.quality), layer)
         if not 2 <= header.bits <= 12:
             raise FormatError(f"unsupported bit depth {header.bits}")
         count = header.count if header.count is not None else self.bundle.m

@@ -2,7 +2,8 @@
 
 Version 1: magic "GEC" | 01 | msgpack header array | packed fixed-length payload | CRC-32 (little-endian).
 Version 2: magic "GE" | 02 | model id (4) | quality and extras flag (1) | [msgpack extras] | entropy-coded
-payload | CRC-16 (little-endian): 10 bytes of envelope. Knows nothing of models or torch.
+payload | CRC-16 (little-endian): 10 bytes of envelope. Version 3 is laid out as version 2, with 03 and the
+transform id; its payload is transform-coded (gecodec/transform_coding.py). Knows nothing of models or torch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ MAGIC = b"GEC"
 VERSION = 1
 CHECKSUM_SIZE = 4
 MAGIC_V2, VERSION_V2 = b"GE", 2  # a version-1 file has "C" where a version-2 file has its version byte
+VERSION_V3 = 3  # version 2's layout; the payload is transform-coded
+ENTROPY_VERSIONS = (VERSION_V2, VERSION_V3)
 CHECKSUM_SIZE_V2 = 2
 FIXED_V2 = len(MAGIC_V2) + 1 + 4 + 1 + CHECKSUM_SIZE_V2  # magic, version, model id, quality byte, CRC-16
 HAS_EXTRAS = 0x80  # the quality byte's top bit: a msgpack extras map follows it
@@ -75,6 +78,7 @@ class Header:
     crop: tuple[int, int, int, int] | None = None  # the face's square in the photo, when not its centre square:
     # (centre x, centre y, side) in the photo's pixels and the rotation in tenths of a degree
     layer: Layer | None = None  # version 2: a refinement layer follows the base payload
+    transform: bool = False  # version 3: the base is transform-coded, and model_id is the transform id
 
     @property
     def model_hex(self) -> str:
@@ -82,12 +86,14 @@ class Header:
 
     @property
     def version(self) -> int:
-        return VERSION if self.quality is None else VERSION_V2
+        if self.quality is None:
+            return VERSION
+        return VERSION_V3 if self.transform else VERSION_V2
 
 
 def _extras(header: Header) -> dict[int, Any]:
     extras: dict[int, Any] = {}
-    if header.version == VERSION_V2 and header.seed:
+    if header.version in ENTROPY_VERSIONS and header.seed:
         extras[KEY_SEED] = header.seed
     if header.mode != "ge":
         extras[KEY_MODE] = MODES.index(header.mode)
@@ -111,12 +117,12 @@ def _extras(header: Header) -> dict[int, Any]:
 
 def write(header: Header, payload: bytes) -> bytes:
     """Serialise a header and payload. Version 1 (a header with bits) stores the packed payload zstd-compressed
-    only if that is smaller; version 2 (a header with a quality) stores the entropy-coded payload as it is."""
+    only if that is smaller; versions 2 and 3 (a header with a quality) store the entropy-coded payload as it is."""
     try:
         _validate(header)
     except ValueError as exc:
         raise OptionError(f"cannot write this header: {exc}") from None
-    if header.version == VERSION_V2:
+    if header.version in ENTROPY_VERSIONS:
         return _write_v2(header, payload)
     compressed = zstandard.ZstdCompressor(level=19, write_content_size=False, write_checksum=False).compress(payload)
     codec, stored = (PAYLOAD_ZSTD, compressed) if len(compressed) < len(payload) else (PAYLOAD_RAW, payload)
@@ -131,7 +137,7 @@ def write(header: Header, payload: bytes) -> bytes:
 
 def _write_v2(header: Header, payload: bytes) -> bytes:
     extras = _extras(header)
-    body = MAGIC_V2 + bytes([VERSION_V2]) + struct.pack(">I", header.model_id)
+    body = MAGIC_V2 + bytes([header.version]) + struct.pack(">I", header.model_id)
     body += bytes([header.quality | (HAS_EXTRAS if extras else 0)])
     if extras:
         body += msgpack.packb(extras, use_bin_type=True, use_single_float=True)
@@ -158,7 +164,7 @@ class Layout:
 
 def read(data: bytes) -> tuple[Header, bytes]:
     """Parse and verify a .gec file; return its header and the (decompressed) payload."""
-    if _version_of(data) == VERSION_V2:
+    if _version_of(data) in ENTROPY_VERSIONS:
         header, _, payload = _split_v2(data)
         return header, payload
     header, _, stored, codec = _split(data)
@@ -173,9 +179,11 @@ def read(data: bytes) -> tuple[Header, bytes]:
 
 def layout(data: bytes) -> Layout:
     """Verify a .gec file and report how its bytes are spent."""
-    if _version_of(data) == VERSION_V2:
+    version = _version_of(data)
+    if version in ENTROPY_VERSIONS:
         _, extras_size, payload = _split_v2(data)
-        return Layout(total=len(data), header=extras_size, payload=len(payload), payload_encoding="ans",
+        encoding = "ans, transform" if version == VERSION_V3 else "ans"
+        return Layout(total=len(data), header=extras_size, payload=len(payload), payload_encoding=encoding,
                       fixed=FIXED_V2, fixed_parts="magic, version, model id, quality, CRC-16")
     _, header_size, stored, codec = _split(data)
     return Layout(total=len(data), header=header_size, payload=len(stored),
@@ -193,15 +201,15 @@ def _version_of(data: bytes) -> int:
         raise FormatError("not a .gec file (bad magic bytes)")
     if data[2] == MAGIC[2]:
         if data[3] != VERSION:
-            raise FormatError(f"unsupported .gec version {data[3]} (this gecodec reads versions 1 and 2)")
+            raise FormatError(f"unsupported .gec version {data[3]} (this gecodec reads versions 1 to 3)")
         return VERSION
-    if data[2] != VERSION_V2:
-        raise FormatError(f"unsupported .gec version {data[2]} (this gecodec reads versions 1 and 2)")
-    return VERSION_V2
+    if data[2] not in ENTROPY_VERSIONS:
+        raise FormatError(f"unsupported .gec version {data[2]} (this gecodec reads versions 1 to 3)")
+    return data[2]
 
 
 def _split_v2(data: bytes) -> tuple[Header, int, bytes]:
-    """Check a version-2 file's checksum; return (header, extras size, payload)."""
+    """Check a version-2 or -3 file's checksum; return (header, extras size, payload)."""
     if len(data) < FIXED_V2 + 1:
         raise FormatError(f"file is truncated ({len(data)} bytes)")
     body, (stored_crc,) = data[:-CHECKSUM_SIZE_V2], struct.unpack("<H", data[-CHECKSUM_SIZE_V2:])
@@ -216,9 +224,9 @@ def _split_v2(data: bytes) -> tuple[Header, int, bytes]:
             raise FormatError("header extras must be a map with integer keys")
         unknown = sorted(set(extras) - set(V2_KEYS))
         if unknown:
-            raise FormatError(f"header extras key {unknown[0]} is not allowed in version 2")
+            raise FormatError(f"header extras key {unknown[0]} is not allowed in version {body[2]}")
     header = _header_from_extras(extras, model_id=model_id, quality=flags & ~HAS_EXTRAS,
-                                 seed=extras.get(KEY_SEED, 0))
+                                 seed=extras.get(KEY_SEED, 0), transform=body[2] == VERSION_V3)
     return header, extras_size, body[8 + extras_size :]
 
 
@@ -320,6 +328,8 @@ def _validate(header: Header) -> None:
             raise ValueError(f"quality {header.quality!r} is not an integer from 0 to {MAX_QUALITY}")
         if header.mode != "ge" or header.count is not None or header.value_range is not None:
             raise ValueError("version 2 codes ge mode only, with the model's count and entropy model")
+    elif header.transform:
+        raise ValueError("a transform-coded file (version 3) has a quality, not bits")
     elif not _is_uint(header.bits, 33) or header.bits < 1:
         raise ValueError(f"bits {header.bits!r} out of range")
     if not _is_uint(header.seed, 1 << 64):

@@ -1,6 +1,6 @@
 """What a file will decode to: the encoder runs the (deterministic) decoder and compares with its input.
 
-The expected figure comes from the model card: the validation curve of entropy-coded files at the file's
+The expected figure comes from the model card: the validation curve of entropy-coded files (of its coder) at the file's
 quality, or the validation PSNR of 8-bit files. A file that decodes far below it holds an image unlike the
 faces the model knows.
 """
@@ -45,7 +45,7 @@ def expected_psnr(bundle: Bundle, header: Header) -> float | None:
     if header.layer is not None:
         return None
     if header.quality is not None:
-        curve = bundle.card.get("rate", {}).get("val_curve") or []
+        curve = bundle.card.get("transform" if header.transform else "rate", {}).get("val_curve") or []
         if not curve:
             return None
         qualities = [row["quality"] for row in curve]

@@ -32,10 +32,13 @@ def set_bundle(set_name: str, file_name: str) -> Bundle:
 
 def test_every_golden_set_has_files_and_the_bundle_it_was_made_with():
     assert {"expected.json", "expected-joint.json", "expected-default-v2.json", "expected-entropy.json",
-            "expected-default-v3.json", "expected-crop.json", "expected-refine.json", "expected-learned.json"} <= set(SETS)
+            "expected-default-v3.json", "expected-crop.json", "expected-refine.json", "expected-learned.json",
+            "expected-transform.json"} <= set(SETS)
     for set_name, spec in SETS.items():
         assert spec["files"]
-        assert set_bundle(set_name, next(iter(spec["files"]))).sha256 == spec["bundle_sha256"]
+        bundle = set_bundle(set_name, next(iter(spec["files"])))
+        assert bundle.sha256 == spec["bundle_sha256"]
+        assert bundle.transform_sha256 == spec.get("transform_sha256", bundle.transform_sha256)
 
 
 @pytest.mark.parametrize("set_name, name", FILES)
@@ -53,11 +56,13 @@ def test_golden_file_header_and_values(set_name, name):
     assert header.quality == want.get("quality")
     assert header.crop == (tuple(want["crop"]) if "crop" in want else None)
     assert header.layer == (container.Layer(*want["layer"]) if "layer" in want else None)
+    assert header.transform == want.get("transform", False)
     bundle = set_bundle(set_name, name)
     if header.quality is None:
         values = unpack_bits(payload, header.count or bundle.m, header.bits)
     else:  # the entropy-coded symbols, under the tables of the bundle the file was made with
-        values = bundle.entropy.decode(payload[: header.layer.base_bytes] if header.layer else payload, header.quality)
+        coder = bundle.transform if header.transform else bundle.entropy
+        values = coder.decode(payload[: header.layer.base_bytes] if header.layer else payload, header.quality)
     assert values.tolist() == spec["values"]
 
 

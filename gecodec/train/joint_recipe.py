@@ -14,15 +14,18 @@ the learned start: within 0.02 dB of the 500 x 2 search in that comparison), its
 figures, its default quality, the eye positions of its training crops (gecodec.train.geometry, which needs
 the align extra) for framing faces in photos and its refinement tables (gecodec.train.refine_tables).
 
-The learned refinement layer and the quality ladder over both layers come after, from the exported bundle
-(the shipped layer: 90 minutes of training on one thread; its first 34 at lr 1e-3 ended where the loss turned
-NaN, and the run went on from its last checkpoint at 3e-4):
+The learned refinement layer, the transform model of version-3 files and the quality ladder over both layers
+come after, from the exported bundle (the shipped layer: 90 minutes of training on one thread; its first 34 at
+lr 1e-3 ended where the loss turned NaN, and the run went on from its last checkpoint at 3e-4; its bases are
+version-2 files, as the transform model came later):
 
     python -m gecodec.train.refiner bases --data ../shared/data/celeba64/train --bundle OUT --run runs/refiner
     python -m gecodec.train.refiner train --run runs/refiner --minutes 34
     python -m gecodec.train.refiner train --run runs/refiner --minutes 90 --lr 3e-4
     python -m gecodec.train.refiner store --run runs/refiner --bundle OUT
-    python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train --bundle OUT
+    python -m gecodec.train.transform_model --data ../shared/data/celeba64 --bundle OUT
+    python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train --bundle OUT \
+        --measured runs/ladder/train-candidates-transform.json
 """
 
 from __future__ import annotations

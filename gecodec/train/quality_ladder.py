@@ -3,9 +3,9 @@
     python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train \\
         --bundle gecodec/weights/celeba64-default.safetensors
 
-Every base quality from 0 to MAX_BASE_QUALITY, alone and under each level of each refinement layer the bundle
-has (DCT, learned), is coded and decoded as a receiver would on LADDER_IMAGES training faces (past the
-REFINE_IMAGES that the refinement tables were fitted on).
+Every base quality from 0 to MAX_BASE_QUALITY alone, and every LAYERED_BASE_STEP-th under each level of each
+refinement layer the bundle has (DCT, learned), is coded and decoded as a receiver would on LADDER_IMAGES training
+faces (past the REFINE_IMAGES that the refinement tables were fitted on).
 The candidates that beat every smaller one by MARGIN_DB of mean PSNR form a chain, which holds the default
 quality's base alone; quality 0 is the chain's point nearest LOWEST_BYTES, quality 100 its largest, and the
 qualities in between follow the chain as evenly in log-bytes as they can, one point each, so that bytes and PSNR
@@ -33,15 +33,19 @@ from gecodec.train.refine_tables import REFINE_IMAGES
 
 LADDER_IMAGES = 128
 MAX_BASE_QUALITY = 70  # finer bases gain under 0.1 dB (the generator's floor): a layer does better
+LAYERED_BASE_STEP = 5  # layers go on every 5th base quality: 4 times less to measure, and under a layer
+# neighbouring bases (about 1 byte and 0.05 dB apart) make no difference the 0.02 dB margin would keep
 LOWEST_BYTES = 40  # about where quality 0 lies: smaller files hardly hold a face
 MARGIN_DB = 0.02  # each rung's mean PSNR beats the one below by at least this, on the faces measured
 
 
 def candidates(layer_levels: dict[str, int], max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
-    """Every base quality up to max_base_quality, alone and under each level of each layer kind (Bundle.layer_levels)."""
+    """Every base quality up to max_base_quality alone, and every LAYERED_BASE_STEP-th under each level of each
+    layer kind (Bundle.layer_levels)."""
     layers = [(level, kind) for kind, levels in layer_levels.items() for level in range(levels)]
     return [rung for quality in range(max_base_quality + 1)
-            for rung in (Rung(quality), *(Rung(quality, level, kind) for level, kind in layers))]
+            for rung in (Rung(quality), *(Rung(quality, level, kind) for level, kind in layers
+                                          if quality % LAYERED_BASE_STEP == 0))]
 
 
 def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[dict]:
@@ -132,18 +136,23 @@ def _running_argmin(values: np.ndarray) -> np.ndarray:
 def store_ladder(path: Path, faces: torch.Tensor, measured: Path | None = None) -> dict:
     """Measure the candidates on (N, 3, S, S) training faces in [-1, 1], pick the ladder and store it.
     ``measured`` names a JSON file that keeps the measurements: those it holds are reused, and the candidates
-    it lacks are measured and added to it."""
+    it lacks are measured and added to it. It names the base coder they were made with (the transform id of
+    version-3 files, else the model id), and one made with another is refused."""
     bundle = load_bundle(path)
     bundle.ladder = None
     codec = Codec(bundle, "cpu")
-    points = json.loads(measured.read_text()) if measured is not None and measured.exists() else []
+    base = f"{bundle.transform_id:08x}" if bundle.transform is not None else bundle.model_hex
+    kept = json.loads(measured.read_text()) if measured is not None and measured.exists() else {"base": base}
+    if not isinstance(kept, dict) or kept.get("base") != base:
+        raise ValueError(f"{measured} holds measurements made with another base coder than {base}: name a new file")
+    points = kept.get("points", [])
     known = {_rung(p) for p in points}
     missing = [rung for rung in candidates(codec.bundle.layer_levels) if rung not in known]
     if missing:
         points += measure_rungs(codec, faces, missing)
         if measured is not None:
-            write_bytes_atomic(measured, json.dumps(points).encode(), force=True)
-    rungs = pick_ladder(points, Rung(bundle.entropy.default_quality))
+            write_bytes_atomic(measured, json.dumps({"base": base, "points": points}).encode(), force=True)
+    rungs = pick_ladder(points, Rung(bundle.base_coder.default_quality))
     record = {"faces": len(faces), "margin_db": MARGIN_DB, "made_by": "python -m gecodec.train.quality_ladder",
               "rungs": [{"quality": q, **{k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()}}
                         for q, p in enumerate(rungs)]}
@@ -159,7 +168,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     size = load_bundle(args.bundle).image_size
     faces = load_images(args.data, size, limit=REFINE_IMAGES + args.images)[REFINE_IMAGES:]
-    record = store_ladder(args.bundle, to_float(faces), args.measured)
+    try:
+        record = store_ladder(args.bundle, to_float(faces), args.measured)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(json.dumps({k: v for k, v in record.items() if k != "rungs"}))
     for row in record["rungs"][::10]:
         print(row)
