@@ -12,8 +12,8 @@ from gecodec.errors import GecError
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[:4] == container.MAGIC + bytes([container.VERSION]) or prefix[:3] == container.MAGIC_V2 + bytes(
-        [container.VERSION_V2])
+    return prefix[:4] == container.MAGIC + bytes([container.VERSION]) or (
+        prefix[:2] == container.MAGIC_V2 and prefix[2:3] in [bytes([v]) for v in container.ENTROPY_VERSIONS])
 
 
 class GecImageFile(ImageFile.ImageFile):

@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from gecodec import container
 from gecodec.bundle import find_by_id, load_bundle, save_bundle
@@ -234,3 +235,17 @@ def test_the_ladder_step_refuses_measurements_made_with_another_base_coder(tmp_p
     measured.write_text('{"base": "00000000", "points": []}')
     with pytest.raises(ValueError, match="another base coder"):
         store_ladder(TRANSFORM_BUNDLE, images(4), measured)
+
+
+def test_pillow_opens_a_version_3_file(model_dir):
+    import gecodec
+
+    gecodec.register_pillow()
+    (model_dir / TRANSFORM_BUNDLE.name).write_bytes(TRANSFORM_BUNDLE.read_bytes())
+    try:
+        with Image.open(GOLDEN / "v3-q60.gec") as image:
+            assert image.format == "GEC" and image.info["gec_header"].transform
+            image.load()
+            assert image.size == (16, 16) and image.mode == "RGB"
+    finally:
+        (model_dir / TRANSFORM_BUNDLE.name).unlink()
