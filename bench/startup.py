@@ -2,7 +2,9 @@
 
     python -m bench.startup --runs 5
 
-Each run is a fresh process (`python -m gecodec.cli ...`). Writes bench/results/startup.json and prints a table.
+Each run is a fresh process (`python -m gecodec.cli ...`). `gec decode FILE` is the whole of a one-face decode
+(the default model's golden default file to a PNG): loading torch and the model, the search, the write. Writes
+bench/results/startup.json and prints a table.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from gecodec.fileio import write_bytes_atomic
 
 RESULTS = Path(__file__).parent / "results"
-GOLDEN_FILE = Path(__file__).parents[1] / "formats" / "golden" / "v2-q60.gec"
-COMMANDS = {"gec --help": ["--help"], "gec --version": ["--version"], "gec info FILE": ["info", str(GOLDEN_FILE)]}
+GOLDEN = Path(__file__).parents[1] / "formats" / "golden"
+DECODED = Path(tempfile.gettempdir()) / "gecodec-startup.png"
+COMMANDS = {"gec --help": ["--help"], "gec --version": ["--version"], "gec info FILE": ["info", str(GOLDEN / "v2-q60.gec")],
+            "gec decode FILE": ["decode", str(GOLDEN / "default-v3-quality.gec"), "-o", str(DECODED), "-f"]}
 
 
 def seconds(args: list[str]) -> float:

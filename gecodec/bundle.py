@@ -97,7 +97,7 @@ class Bundle:
 
     @property
     def default_quality(self) -> int | None:
-        """The quality an encoder uses when the caller names no rate: the rung of the entropy model's default base
+        """The quality an encoder uses when the caller names no rate: the rung of the base coder's default base
         alone on a ladder, else that base quality; None without an entropy model."""
         if self.base_coder is None:
             return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
@@ -202,8 +201,9 @@ class Codec:
         """Encode (B, 3, S, S) images in [-1, 1] at the model's size S into one .gec file each.
 
         Rate: ``quality`` (0..100) or ``target_bytes`` (the best file that fits) give entropy-coded files
-        (version 3 on a model with a transform model, else version 2); ``bits`` gives version-1 files of fixed-length values. At most one; the default is the model's
-        default quality, or 8 bits for a model without an entropy model (and in cs mode). On a model with a
+        (version 3 on a model with a transform model, else version 2); ``bits`` gives version-1 files of
+        fixed-length values. At most one; the default is the model's default quality, or 8 bits for a model
+        without an entropy model (and in cs mode). On a model with a
         quality ladder (gecodec/ladder.py) a quality may add a refinement layer; ``target_bytes`` picks per image
         the base and layer that decode closest within the budget. ``refine`` (0..15) adds a layer of that level
         to the default base (or, on a model without a ladder, to the base at ``quality``).
@@ -278,9 +278,12 @@ class Codec:
     def _best_split(self, candidates: list[list[bytes]], alone: list[bytes], images: torch.Tensor,
                     target_bytes: int) -> list[bytes]:
         """Per image, the file within target_bytes that decodes closest to it: a base of one of the candidate
-        qualities with the finest layer of each kind that fits, or else ``alone`` (the base at the largest
-        quality that fits). The encoder knows each file's decode exactly, so it compares them directly."""
-        best: list[tuple[float, bytes]] = [(math.inf, data) for data in alone]
+        qualities with the finest layer of each kind that fits, or ``alone`` (the base at the largest quality
+        that fits). The encoder knows each file's decode exactly, so it compares them directly."""
+        if all(len(base) + SMALLEST_LAYER > target_bytes for bases in candidates for base in bases):
+            return alone  # no layer fits: nothing to decode
+        decoded = self.decode_parsed([self.parse(data) for data in alone]).cpu()
+        best = [(float(((x_hat - image) ** 2).mean()), data) for x_hat, image, data in zip(decoded, images, alone)]
         for bases in candidates:
             if all(len(base) + SMALLEST_LAYER > target_bytes for base in bases):
                 continue  # no layer fits on these bases: skip their decode

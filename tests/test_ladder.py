@@ -126,7 +126,7 @@ def test_candidates_are_measured_as_a_receiver_decodes_them():
     faces = images(2, 3)
     points = measure_rungs(plain, faces, candidates(plain.bundle.layer_levels, max_base_quality=1))
     assert [(p["base_quality"], p["level"]) for p in points[:3]] == [(0, None), (0, 0), (0, 1)]
-    assert len(points) == 17 + 1  # base quality 1 is not a multiple of LAYERED_BASE_STEP: alone only
+    assert len(points) == 17 + 1  # base quality 1 is not one of LAYERED_BASES: alone only
     alone, finest = points[0], points[16]
     assert finest["bytes"] > alone["bytes"] and finest["psnr"] > alone["psnr"] + 1
     decoded = plain.decode_batch(plain.encode_batch(faces, quality=0, refine=15))

@@ -3,7 +3,7 @@
     python -m gecodec.train.quality_ladder --data ../shared/data/celeba64/train \\
         --bundle gecodec/weights/celeba64-default.safetensors
 
-Every base quality from 0 to MAX_BASE_QUALITY alone, and every LAYERED_BASE_STEP-th under each level of each
+Every base quality from 0 to MAX_BASE_QUALITY alone, and those of LAYERED_BASES under each level of each
 refinement layer the bundle has (DCT, learned), is coded and decoded as a receiver would on LADDER_IMAGES training
 faces (past the REFINE_IMAGES that the refinement tables were fitted on).
 The candidates that beat every smaller one by MARGIN_DB of mean PSNR form a chain, which holds the default
@@ -33,19 +33,20 @@ from gecodec.train.refine_tables import REFINE_IMAGES
 
 LADDER_IMAGES = 128
 MAX_BASE_QUALITY = 70  # finer bases gain under 0.1 dB (the generator's floor): a layer does better
-LAYERED_BASE_STEP = 5  # layers go on every 5th base quality: 4 times less to measure, and under a layer
-# neighbouring bases (about 1 byte and 0.05 dB apart) make no difference the 0.02 dB margin would keep
-LOWEST_BYTES = 40  # about where quality 0 lies: smaller files hardly hold a face
+# The base qualities that layers go on: every 5th (4 times less to measure than all), and every one from 35 to 45,
+# where the rising chain's layered rungs sit (bases 35 to 55 when every 5th is measured), so that it holds enough.
+LAYERED_BASES = frozenset({*range(0, MAX_BASE_QUALITY + 1, 5), *range(35, 46)})
+LOWEST_BYTES = 22  # about where quality 0 lies (20 dB): smaller files hardly hold a face
 MARGIN_DB = 0.02  # each rung's mean PSNR beats the one below by at least this, on the faces measured
 
 
 def candidates(layer_levels: dict[str, int], max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
-    """Every base quality up to max_base_quality alone, and every LAYERED_BASE_STEP-th under each level of each
-    layer kind (Bundle.layer_levels)."""
+    """Every base quality up to max_base_quality alone, and those of LAYERED_BASES under each level of each layer
+    kind (Bundle.layer_levels)."""
     layers = [(level, kind) for kind, levels in layer_levels.items() for level in range(levels)]
     return [rung for quality in range(max_base_quality + 1)
             for rung in (Rung(quality), *(Rung(quality, level, kind) for level, kind in layers
-                                          if quality % LAYERED_BASE_STEP == 0))]
+                                          if quality in LAYERED_BASES))]
 
 
 def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[dict]:
