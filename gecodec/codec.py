@@ -33,8 +33,8 @@ from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
 
 SPLIT_QUALITIES = (30, 45, 60)  # the base qualities --target-bytes tries under a refinement layer
-SMALLEST_LAYER = 60  # bytes: bases that leave less room are not tried (the coarsest layer averages 61 on a
-# quality-60 base, more on coarser ones), so that small targets cost no extra decodes
+SMALLEST_LAYER = 72  # bytes: bases that leave less room are not tried (the coarsest layer averages 69 on the
+# default base, rd's --refine 0, more on coarser ones), so that targets up to about 110 bytes cost no decode
 GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
 # A matrix draw runs on one core (50 ms for a count of 1,000 at 64x64), so small ones are drawn this many at a
 # time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.

@@ -1,7 +1,7 @@
 """The coding of version-3 files: the measurements in their principal axes, one quantizer step for all.
 
-EN's measurements are strongly correlated (on validation faces the covariance's eigenvalues span four
-orders of magnitude), so the version-2 coder, which quantizes each measurement in units of its own spread,
+EN's measurements are strongly correlated (on validation faces their correlation matrix's eigenvalues span
+four orders of magnitude: bench.transform_coding), so the version-2 coder, which quantizes each measurement in units of its own spread,
 spends bits on values that the others already imply. Here the encoder rotates m - mean into the covariance's
 eigenbasis (a Karhunen-Loeve transform) and quantizes every component with the quality's one step: a
 component whose spread is far below the step is nearly always 0 and costs almost nothing (reverse
