@@ -62,20 +62,14 @@ class EntropyModel:
             raise ValueError("entropy model scales and steps must be positive")
         if not bool((self.radii >= 0).all()) or int(self.radii.max()) > 1 << 14:
             raise ValueError("entropy model radii are out of range")
-        if int((2 * self.radii.long() + 1).sum()) != self.frequencies.numel():
-            raise ValueError("entropy model tables do not match their radii")
-        for quality in range(QUALITIES):
-            table = self.table(quality)
-            if int(table.min()) < 1 or int(table.sum()) != TABLE_TOTAL:
-                raise ValueError(f"the probability table of quality {quality} does not sum to {TABLE_TOTAL} "
-                                 "with every entry at least 1")
+        split_tables(self.frequencies, self.radii, "entropy model, quality")
 
     @cached_property
-    def _offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(2 * self.radii.numpy().astype(np.int64) + 1)])
+    def _tables(self) -> list[np.ndarray]:
+        return split_tables(self.frequencies, self.radii, "entropy model, quality")
 
     def table(self, quality: int) -> np.ndarray:
-        return self.frequencies.numpy()[self._offsets[quality] : self._offsets[quality + 1]].astype(np.int64)
+        return self._tables[quality]
 
     @cached_property
     def _models(self) -> dict[int, constriction.stream.model.Categorical]:
@@ -122,6 +116,19 @@ class EntropyModel:
         return cls(mean=tensors["entropy.mean"].float(), scale=tensors["entropy.scale"].float(),
                    steps=tensors["entropy.steps"].float(), radii=tensors["entropy.radii"].to(torch.int32),
                    frequencies=tensors["entropy.frequencies"].to(torch.int32), default_quality=default_quality)
+
+
+def split_tables(frequencies: torch.Tensor, radii: torch.Tensor, what: str) -> list[np.ndarray]:
+    """Integer tables stored one after another (table i has 2 radii[i] + 1 entries) -> the tables, as int64;
+    ValueError, naming ``what``, unless the sizes match and each sums to TABLE_TOTAL with every entry at least 1."""
+    sizes = 2 * radii.numpy().astype(np.int64) + 1
+    if int(sizes.sum()) != frequencies.numel():
+        raise ValueError(f"{what} tables do not match their radii")
+    tables = np.split(frequencies.numpy().astype(np.int64), np.cumsum(sizes)[:-1])
+    for index, table in enumerate(tables):
+        if int(table.min()) < 1 or int(table.sum()) != TABLE_TOTAL:
+            raise ValueError(f"{what} {index}: the table does not sum to {TABLE_TOTAL} with every entry at least 1")
+    return tables
 
 
 def categorical(table: np.ndarray) -> constriction.stream.model.Categorical:

@@ -1,11 +1,11 @@
 """The coding of version-3 files: the measurements in their principal axes, one quantizer step for all.
 
 EN's measurements are strongly correlated (on validation faces their correlation matrix's eigenvalues span
-four orders of magnitude: bench.transform_coding), so the version-2 coder, which quantizes each measurement in units of its own spread,
-spends bits on values that the others already imply. Here the encoder rotates m - mean into the covariance's
-eigenbasis (a Karhunen-Loeve transform) and quantizes every component with the quality's one step: a
-component whose spread is far below the step is nearly always 0 and costs almost nothing (reverse
-water-filling). Component j at quality q is coded under the integer table for its spread in steps, which
+four orders of magnitude: bench.transform_coding), so the version-2 coder, which quantizes each measurement
+in units of its own spread, spends bits on values that the others already imply. Here the encoder rotates
+m - mean into the covariance's eigenbasis (a Karhunen-Loeve transform) and quantizes every component with
+the quality's one step: a component whose spread is far below the step is nearly always 0 and costs almost
+nothing (reverse water-filling). Component j at quality q is coded under the integer table for its spread in steps, which
 the bundle names as an index, so that encoder and decoder pick identical tables on every platform; only the
 decoder's rotation back, mean + basis @ (k x step), is floating point. See formats/gec.md, Version 3.
 """
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from gecodec.catalog import TRANSFORM_PREFIX
-from gecodec.entropy import (QUALITIES, TABLE_TOTAL, ans_bytes, ans_decode, bin_probabilities, categorical,
-                             check_quality, integer_table, quality_steps)
+from gecodec.entropy import (QUALITIES, ans_bytes, ans_decode, bin_probabilities, categorical, check_quality,
+                             integer_table, quality_steps, split_tables)
 
 PREFIX = TRANSFORM_PREFIX  # its tensors' names in a bundle: outside the model id
 CLIP = 8.0  # a table's radius, in spreads: |k| x step stays within about 6 spreads on faces
@@ -64,23 +64,18 @@ class TransformModel:
             raise ValueError("transform table radii are out of range")
         if int(self.table_of.min()) < 0 or int(self.table_of.max()) >= len(self.radii):
             raise ValueError("a transform table index names no table")
-        if int((2 * self.radii.long() + 1).sum()) != self.frequencies.numel():
-            raise ValueError("transform tables do not match their radii")
-        for t in range(len(self.radii)):
-            table = self.table(t)
-            if int(table.min()) < 1 or int(table.sum()) != TABLE_TOTAL:
-                raise ValueError(f"transform table {t} does not sum to {TABLE_TOTAL} with every entry at least 1")
-
-    @cached_property
-    def _offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(2 * self.radii.numpy().astype(np.int64) + 1)])
+        split_tables(self.frequencies, self.radii, "transform table")
 
     def table(self, t: int) -> np.ndarray:
-        return self.frequencies.numpy()[self._offsets[t] : self._offsets[t + 1]].astype(np.int64)
+        return self._tables[t]
+
+    @cached_property
+    def _tables(self) -> list[np.ndarray]:
+        return split_tables(self.frequencies, self.radii, "transform table")
 
     @cached_property
     def _models(self) -> list[constriction.stream.model.Categorical]:
-        return [categorical(self.table(t)) for t in range(len(self.radii))]
+        return [categorical(table) for table in self._tables]
 
     def _radii_at(self, quality: int) -> torch.Tensor:
         """(m,) each component's radius at this quality."""
