@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gecodec import container
 from gecodec.bundle import Bundle, load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +39,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 @pytest.fixture
 def tiny() -> Bundle:
     return load_bundle(TINY_BUNDLE)
+
+
+def with_crc16(body: bytes) -> bytes:
+    """A version-2 or -3 body with its CRC-16: a checksum-valid file, whatever the body says."""
+    return body + struct.pack("<H", container.crc16(body))
 
 
 def face_like(width: int = 16, height: int = 16, seed: int = 0) -> Image.Image:

@@ -19,7 +19,7 @@ from gecodec.container import Header
 from gecodec.entropy import QUALITIES, TABLE_TOTAL, EntropyModel, fit_entropy_model
 from gecodec.errors import BundleError, FormatError, GecError, OptionError
 
-from conftest import ENTROPY_BUNDLE, GOLDEN
+from conftest import ENTROPY_BUNDLE, GOLDEN, with_crc16
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +127,6 @@ def test_version_2_keeps_every_header_field():
 def test_an_impossible_version_2_header_cannot_be_written(header, problem):
     with pytest.raises(OptionError, match=problem):
         container.write(header, b"\x01")
-
-
-def with_crc16(body: bytes) -> bytes:
-    return body + struct.pack("<H", container.crc16(body))
 
 
 @pytest.mark.parametrize("body, problem", [

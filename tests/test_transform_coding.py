@@ -23,7 +23,7 @@ from gecodec.train.quality_ladder import store_ladder
 from gecodec.train.transform_model import store_transform
 from gecodec.transform_coding import TransformModel, fit_transform_model
 
-from conftest import ENTROPY_BUNDLE, GOLDEN
+from conftest import ENTROPY_BUNDLE, GOLDEN, with_crc16
 
 TRANSFORM_BUNDLE = GOLDEN / "tiny-transform-test.safetensors"  # the tiny entropy bundle plus a transform model
 MIXING = torch.randn(16, 16, generator=torch.Generator().manual_seed(0))
@@ -47,10 +47,6 @@ def codec() -> Codec:
 
 def images(n: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-def with_crc16(body: bytes) -> bytes:
-    return body + struct.pack("<H", container.crc16(body))
 
 
 def test_the_basis_is_orthonormal_by_decreasing_variance_and_every_table_is_usable(model):
