@@ -56,8 +56,8 @@ def measure(data: Path, n: int, model: str | None) -> dict:
     val = to_float(load_images(data / "val", codec.image_size, limit=n))
     bases = codec.encode_batch(val)
     pixels = codec.base_decodes(bases)
-    rows, timed_level = [], min(TIMED_LEVEL, layer.levels - 1)
-    for level in range(layer.levels):
+    rows, timed_level = [], min(TIMED_LEVEL, layer.levels.stop - 1)
+    for level in layer.levels:
         files, decoded = codec.layered(bases, val, pixels, level, "learned")
         with torch.no_grad():
             spread = layer.network.conditioning(pixels, level / SUBLEVELS).spread
@@ -70,8 +70,10 @@ def measure(data: Path, n: int, model: str | None) -> dict:
             timed_ms = decode_ms(codec, pixels[:TIMED], files[:TIMED], level)
         print(rows[-1], flush=True)
     dct = json.loads((RESULTS / "dct.json").read_text())["base_plus_layer"]
-    for row in rows:  # the DCT layer's curve (same base, same faces) read at the same bytes
-        row["dct_psnr_at_same_bytes"] = float(np.interp(row["bytes"], [r["bytes"] for r in dct], [r["psnr"] for r in dct]))
+    dct_bytes = [r["bytes"] for r in dct]
+    for row in rows:  # the DCT layer's curve (same base, same faces) read at the same bytes, where it reaches
+        inside = dct_bytes[0] <= row["bytes"] <= dct_bytes[-1]
+        row["dct_psnr_at_same_bytes"] = float(np.interp(row["bytes"], dct_bytes, [r["psnr"] for r in dct])) if inside else None
     return {"model": codec.bundle.name, "model_id": codec.bundle.model_hex, "faces": len(val),
             "base_bytes": float(np.mean([len(f) for f in bases])), "base_psnr": float(psnr_8bit(pixels, val).mean()),
             "weights": sum(p.numel() for p in layer.network.parameters()),
@@ -88,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = measure(args.data, args.n, args.model)
     for row in result["learned"]:
-        print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {row['dct_psnr_at_same_bytes']:.2f} | "
-              f"{row['gaussian_prior_bytes']:.1f} |")
+        dct = "-" if row["dct_psnr_at_same_bytes"] is None else f"{row['dct_psnr_at_same_bytes']:.2f}"
+        print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {dct} | {row['gaussian_prior_bytes']:.1f} |")
     write_bytes_atomic(args.out / "learned.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)
 
 

@@ -3,13 +3,15 @@
     python -m bench.transform_coding --data ../shared/data/celeba64/val --n 256
 
 With a model that has both coders (the shipped default), codes the first --n validation faces as the base
-alone at qualities 0, 10, .., 100 of each coder, and at 2 to 8 fixed-length bits, decodes them with the
-model's schedule, and reports mean file bytes and PSNR. It also measures why version 3 wins: the spread of
-the covariance's eigenvalues of EN's (standardized) measurements on these faces, and the redundancy a
-Gaussian model of them holds (its total correlation, -1/2 log2 det of the correlation matrix). From the
-curves: the Bjontegaard delta rate of version 3 against each (the mean change in bytes at equal PSNR, over
-the PSNR range both cover, from piecewise-linear log-bytes), and the bytes that version 3 needs for each
-fixed-length file's PSNR. Writes bench/results/rate/transform.json and prints Markdown tables.
+alone at qualities 0, 10, .., 100 of each coder, at 2 to 8 fixed-length bits, and at the quality ladder's
+qualities 0, 5, .., 100 (what `gec encode --quality` writes: a base, and from some quality on a refinement
+layer), decodes them with the model's schedule, and reports mean file bytes and PSNR. It also measures why
+version 3 wins: the spread of the covariance's eigenvalues of EN's (standardized) measurements on these
+faces, and the redundancy a Gaussian model of them holds (its total correlation, -1/2 log2 det of the
+correlation matrix). From the curves: the Bjontegaard delta rate of version 3 against each (the mean change
+in bytes at equal PSNR, over the PSNR range both cover, from piecewise-linear log-bytes), and the bytes that
+version 3 (the base alone, and the ladder) needs for each fixed-length file's PSNR. Writes
+bench/results/rate/transform.json and prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results" / "rate"
 QUALITIES = tuple(range(0, 101, 10))
+LADDER_QUALITIES = tuple(range(0, 101, 5))
 BITS = (2, 3, 4, 5, 6, 8)
 
 
@@ -57,6 +60,13 @@ def log_bytes_at(curve: list[dict], psnr: np.ndarray) -> np.ndarray:
     return np.interp(psnr, [r["psnr"] for r in kept], np.log([r["bytes"] for r in kept]))
 
 
+def bytes_at(curve: list[dict], psnr: float) -> float | None:
+    """The bytes a curve needs for ``psnr`` (piecewise linear in log-bytes), None outside its PSNR range."""
+    if not curve or not min(r["psnr"] for r in curve) <= psnr <= max(r["psnr"] for r in curve):
+        return None
+    return round(float(np.exp(log_bytes_at(curve, np.array([psnr]))[0])), 1)
+
+
 def delta_rate(test: list[dict], reference: list[dict]) -> dict:
     """Bjontegaard's delta rate of ``test`` against ``reference``: the mean ratio of bytes at equal PSNR over
     the PSNR range both reach (sampled finely), minus 1."""
@@ -65,6 +75,10 @@ def delta_rate(test: list[dict], reference: list[dict]) -> dict:
     psnr = np.linspace(low, high, 400)
     ratio = np.exp(np.mean(log_bytes_at(test, psnr) - log_bytes_at(reference, psnr)))
     return {"psnr_range": [round(low, 2), round(high, 2)], "bytes_change": round(float(ratio - 1), 3)}
+
+
+def share(row: dict, key: str) -> str:
+    return "-" if row[key] is None else f"{row[key]:.1f} ({row[key] / row['bytes']:.0%})"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         measurements = torch.cat([bundle.encoder(faces[i : i + 64]) for i in range(0, len(faces), 64)])
     curves: dict[str, list[dict]] = {"version 3 (transform)": [], "version 2 (per measurement)": [],
-                                     "version 1 (fixed-length)": []}
+                                     "version 1 (fixed-length)": [], "ladder (--quality)": []}
     for quality in QUALITIES:
         curves["version 3 (transform)"].append(
             point(transform, faces, transform.encode_batch(faces, quality=quality), quality=quality))
@@ -96,11 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     for bits in BITS:
         curves["version 1 (fixed-length)"].append(
             point(with_transform, faces, with_transform.encode_batch(faces, bits=bits), bits=bits))
-    v3 = curves["version 3 (transform)"]
+    if bundle.ladder is not None:
+        for quality in LADDER_QUALITIES:
+            curves["ladder (--quality)"].append(
+                point(with_transform, faces, with_transform.encode_batch(faces, quality=quality), quality=quality))
+            print("ladder", curves["ladder (--quality)"][-1], flush=True)
+    v3, ladder = curves["version 3 (transform)"], curves["ladder (--quality)"]
     fixed_twins = [{"bits": row["bits"], "bytes": row["bytes"], "psnr": row["psnr"],
-                    "version_3_bytes": round(float(np.exp(log_bytes_at(v3, np.array([row["psnr"]]))[0])), 1)}
-                   for row in curves["version 1 (fixed-length)"] if min(r["psnr"] for r in v3) <= row["psnr"]
-                   <= max(r["psnr"] for r in v3)]
+                    "version_3_bytes": bytes_at(v3, row["psnr"]), "ladder_bytes": bytes_at(ladder, row["psnr"])}
+                   for row in curves["version 1 (fixed-length)"]]
     report = {"model": bundle.name, "model_id": bundle.model_hex, "transform_id": f"{bundle.transform_id:08x}",
               "faces": len(faces), "measurements": redundancy(measurements), "curves": curves,
               "delta_rate_v3_vs_v2": delta_rate(v3, curves["version 2 (per measurement)"]),
@@ -111,10 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     print("| quality | v3 bytes | v3 PSNR | v2 bytes | v2 PSNR |\n|---|---|---|---|---|")
     for a, b in zip(v3, curves["version 2 (per measurement)"]):
         print(f"| {a['quality']} | {a['bytes']:.1f} | {a['psnr']:.2f} | {b['bytes']:.1f} | {b['psnr']:.2f} |")
-    print("| bits | bytes | PSNR | version 3 at that PSNR |\n|---|---|---|---|")
+    print("| bits | bytes | PSNR | version 3 (base alone) at that PSNR | the ladder at that PSNR |\n|---|---|---|---|---|")
     for row in fixed_twins:
-        print(f"| {row['bits']} | {row['bytes']:.0f} | {row['psnr']:.2f} | {row['version_3_bytes']:.1f} "
-              f"({row['version_3_bytes'] / row['bytes']:.0%}) |")
+        print(f"| {row['bits']} | {row['bytes']:.0f} | {row['psnr']:.2f} | {share(row, 'version_3_bytes')} | "
+              f"{share(row, 'ladder_bytes')} |")
     print(json.dumps({k: report[k] for k in ("delta_rate_v3_vs_v2", "delta_rate_v3_vs_fixed")}))
 
 

@@ -13,8 +13,9 @@ made with the joint default of 2026-11-28 (expected-default-v3.json: its default
 files with a face's crop in a photo, version 2 and version 1 (expected-crop.json), a file of the default
 model with a refinement layer (expected-refine.json), and one with a learned refinement layer
 (expected-learned.json), version-3 (transform-coded) files of a tiny bundle with a transform model
-(expected-transform.json), and the default model's version-3 files, its default quality and one with a
-learned layer (expected-default-v3-transform.json).
+(expected-transform.json), the default model's version-3 files, its default quality and one with a
+learned layer (expected-default-v3-transform.json), and its default file with a learned layer at a coarse
+level (expected-default-v3-coarse.json).
 """
 
 from __future__ import annotations
@@ -218,6 +219,10 @@ def main() -> None:
             ("default-v3-transform.gec", {}, None),
             ("default-v3-transform-q50.gec", {"quality": 50}, None),
         ], {"iters": 20})
+    if args.force or not (HERE / "expected-default-v3-coarse.json").exists():
+        bundle = load_model()  # the joint default, with its learned layer's coarse levels
+        write_set("expected-default-v3-coarse.json", bundle, None,
+                  [("default-v3-coarse.gec", {"layer": (-6, "learned")}, None)], {"iters": 20})
 
 
 if __name__ == "__main__":

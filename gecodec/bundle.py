@@ -21,10 +21,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gecodec.align import CropGeometry
-from gecodec.catalog import (ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, LEARNED_REFINE_FORMAT_VERSION,
-                             OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID, REFINE_FORMAT_VERSION, SHIPPED_DIR,
-                             SOLVER_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION, available_bundles, digest,
-                             read_metadata, user_model_dir)
+from gecodec.catalog import (COARSE_LEVELS_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION,
+                             LEARNED_REFINE_FORMAT_VERSION, OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID,
+                             REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION,
+                             available_bundles, digest, read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
@@ -109,9 +109,9 @@ class Bundle:
         return self.encoder.config.m
 
     @property
-    def layer_levels(self) -> dict[str, int]:
-        """The refinement layers this model codes: kind (container.Layer.kind) -> its number of levels."""
-        levels = {"dct": REFINE_LEVELS} if self.refine is not None else {}
+    def layer_levels(self) -> dict[str, range]:
+        """The refinement layers this model codes: kind (container.Layer.kind) -> its levels, coarsest first."""
+        levels = {"dct": range(REFINE_LEVELS)} if self.refine is not None else {}
         if self.refine_learned is not None:
             levels["learned"] = self.refine_learned.levels
         return levels
@@ -150,6 +150,8 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
 
 
 def format_version(bundle: Bundle) -> str:
+    if bundle.refine_learned is not None and bundle.refine_learned.coarse is not None:
+        return COARSE_LEVELS_FORMAT_VERSION
     if bundle.transform is not None:
         return TRANSFORM_FORMAT_VERSION
     if bundle.refine_learned is not None:
@@ -183,6 +185,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> str:
         config["refine"] = {"levels": REFINE_LEVELS, "rungs": RUNGS}
     if bundle.refine_learned is not None:
         config["refine_learned"] = bundle.refine_learned.network.config.to_dict()
+        if bundle.refine_learned.coarse is not None:
+            config["refine_learned_coarse"] = len(bundle.refine_learned.coarse)
     if bundle.ladder is not None:
         config["quality_ladder"] = [rung.to_list() for rung in bundle.ladder]
     metadata = {
@@ -253,6 +257,11 @@ def _check_caps(config: dict) -> None:
         for key, value in config.get(part, {}).items():
             if key in CONFIG_CAPS and isinstance(value, int) and not 1 <= value <= CONFIG_CAPS[key]:
                 raise ValueError(f"{part} {key} = {value} is outside 1 to {CONFIG_CAPS[key]}")
+    coarse = config.get("refine_learned_coarse")
+    if coarse is not None and not ("refine_learned" in config and isinstance(coarse, int)
+                                   and not isinstance(coarse, bool) and 1 <= coarse <= MAX_LAYER_LEVEL):
+        raise ValueError(f"refine_learned_coarse = {coarse!r} is not 1 to {MAX_LAYER_LEVEL} coarse levels of a "
+                         "learned layer")
     for key, value in config.get("decode", {}).items():
         low, high = HINT_LIMITS.get(key, (None, None))
         if low is not None and not (isinstance(value, (int, float)) and low <= value <= high):
@@ -271,10 +280,10 @@ def _ladder(config: dict) -> tuple[Rung, ...] | None:
     if Rung(config.get("transform", config["entropy"])["default_quality"]) not in ladder:
         raise ValueError("the quality ladder does not hold the default quality's base alone")
     learned = config.get("refine_learned")
-    learned_levels = tables_shape(RefinerConfig(**learned))[0] if learned else 0
-    if any(rung.kind == "learned" and rung.level >= learned_levels for rung in ladder):
-        raise ValueError(f"the quality ladder names learned refinement levels that the bundle's {learned_levels} "
-                         "do not cover")
+    levels = range(-config.get("refine_learned_coarse", 0), tables_shape(RefinerConfig(**learned))[0] if learned else 0)
+    if any(rung.kind == "learned" and rung.level not in levels for rung in ladder):
+        raise ValueError(f"the quality ladder names learned refinement levels outside the bundle's {levels.start} to "
+                         f"{levels.stop - 1}")
     return ladder
 
 
@@ -319,6 +328,9 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
                          "refine.radii": ((RUNGS,), ("I32",)), "refine.frequencies": (None, ("I32",))})
     if "refine_learned" in config:
         expected[LEARNED_PREFIX + "tables"] = (tables_shape(modules[LEARNED_PREFIX + "net"].config), ("I32",))
+        if "refine_learned_coarse" in config:
+            expected[LEARNED_PREFIX + "coarse_tables"] = (
+                (config["refine_learned_coarse"], *tables_shape(modules[LEARNED_PREFIX + "net"].config)[1:]), ("I32",))
     with safe_open(str(path), framework="pt") as handle:
         stored = {name: handle.get_slice(name) for name in handle.keys()}
         unexpected = sorted(set(stored) - set(expected))
@@ -381,8 +393,7 @@ def load_bundle(path: str | Path) -> Bundle:
             if "crop" in config else None,
             refine=RefinementModel.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("refine.")})
             if "refine" in config else None,
-            refine_learned=LearnedRefinement(refiner, tensors[LEARNED_PREFIX + "tables"].numpy())
-            if refiner is not None else None,
+            refine_learned=LearnedRefinement.from_tensors(refiner, tensors) if refiner is not None else None,
             ladder=_ladder(config),
             sha256=tensors_digest(tensors),
             transform_sha256=tensors_digest(tensors, OUTSIDE_TRANSFORM_ID),

@@ -445,7 +445,8 @@ def models(as_json: bool) -> None:
             "name": bundle.name, "id": bundle.model_hex, "image_size": g.image_size, "latent_dim": g.latent_dim,
             "transform_id": f"{bundle.transform_id:08x}" if bundle.transform is not None else None,
             "m": bundle.m, "default": bundle.name == DEFAULT_MODEL, "default_quality": bundle.default_quality,
-            "refinement_levels": bundle.layer_levels, "path": str(path), "card": bundle.card,
+            "refinement_levels": {kind: [levels.start, levels.stop - 1] for kind, levels in bundle.layer_levels.items()},
+            "path": str(path), "card": bundle.card,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -470,8 +471,8 @@ def models(as_json: bool) -> None:
                        f"{high['psnr']:.1f} dB on {row['card']['quality_ladder']['faces']} training faces; "
                        f"default {row['default_quality']}")
         if row["refinement_levels"]:
-            click.echo("    refinement layers: " + ", ".join(f"{kind} ({levels} levels)"
-                                                             for kind, levels in row["refinement_levels"].items()))
+            click.echo("    refinement layers: " + ", ".join(f"{kind} (levels {low} to {high})"
+                                                             for kind, (low, high) in row["refinement_levels"].items()))
         click.echo(f"    {row['path']}")
 
 

@@ -33,8 +33,8 @@ from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
 
 SPLIT_QUALITIES = (30, 45, 60)  # the base qualities --target-bytes tries under a refinement layer
-SMALLEST_LAYER = 72  # bytes: bases that leave less room are not tried (the coarsest layer averages 69 on the
-# default base, rd's --refine 0, more on coarser ones), so that targets up to about 110 bytes cost no decode
+SMALLEST_LAYER = 14  # bytes: bases that leave less room are not tried (the coarsest layer, learned level -9, adds
+# about 15 to a base: bench.refine_learned), so that targets up to about 55 bytes cost no decode
 GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
 # A matrix draw runs on one core (50 ms for a count of 1,000 at 64x64), so small ones are drawn this many at a
 # time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.
@@ -290,7 +290,7 @@ class Codec:
             pixels = self.base_decodes(bases)
             for kind, levels in self.bundle.layer_levels.items():
                 trying = list(range(len(bases)))  # the images whose last level fitted: finer layers are larger
-                for level in range(levels):
+                for level in levels:
                     files, decoded = self.layered([bases[i] for i in trying], images[trying], pixels[trying], level, kind)
                     fitted = []
                     for i, data, x_hat in zip(trying, files, decoded):
@@ -320,7 +320,7 @@ class Codec:
         files = []
         for base, layer in zip(bases, layers):
             header, payload = container.read(base)
-            named = Layer(level, len(payload), model.check_code, kind, container.base_check(header, payload))
+            named = Layer(level, len(payload), model.check_for(level), kind, container.base_check(header, payload))
             files.append(container.write(replace(header, layer=named), payload + layer))
         return files, torch.stack([self.refined(base, layer, level, kind) for base, layer in zip(pixels, layers)])
 
@@ -330,8 +330,9 @@ class Codec:
         if model is None:
             raise error(f"model {self.bundle.name} has no {kind} refinement layer")
         levels = self.bundle.layer_levels[kind]
-        if not 0 <= level < levels:
-            raise error(f"{kind} refinement level {level} is not one of model {self.bundle.name}'s 0 to {levels - 1}")
+        if level not in levels:
+            raise error(f"{kind} refinement level {level} is not one of model {self.bundle.name}'s "
+                        f"{levels.start} to {levels.stop - 1}")
         return model
 
     def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
@@ -405,9 +406,9 @@ class Codec:
         """A refined file's payload -> (base payload, refinement layer), once its tables are known to be here."""
         level, base_bytes, check, kind, base_check = header.layer
         model = self._layer_model(kind, level, FormatError)
-        if model.check_code != check:
+        if model.check_for(level) != check:
             raise FormatError(f"the file's {kind} refinement layer has check code {check:04x}, and model "
-                              f"{self.bundle.model_hex}'s has {model.check_code:04x}")
+                              f"{self.bundle.model_hex}'s has {model.check_for(level):04x}")
         if not base_bytes < len(payload):
             raise FormatError(f"the base layer's {base_bytes} bytes leave no refinement layer in a "
                               f"{len(payload)}-byte payload")

@@ -314,7 +314,11 @@ def base_check(header: Header, base_payload: bytes) -> int:
 
 
 def _is_uint(value: Any, limit: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
+    return _is_int_in(value, 0, limit - 1)
+
+
+def _is_int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _validate(header: Header) -> None:
@@ -356,11 +360,13 @@ def _validate(header: Header) -> None:
         _validate_crop(header.crop, header.original_size)
     if header.layer is not None and not (
         header.quality is not None and isinstance(header.layer, Layer) and header.layer.kind in LAYER_KEYS
-        and _is_uint(header.layer.level, MAX_LAYER_LEVEL + 1) and _is_uint(header.layer.base_bytes, MAX_PAYLOAD_SIZE)
+        and _is_int_in(header.layer.level, -MAX_LAYER_LEVEL if header.layer.kind == "learned" else 0, MAX_LAYER_LEVEL)
+        and _is_uint(header.layer.base_bytes, MAX_PAYLOAD_SIZE)
         and header.layer.base_bytes > 0 and _is_uint(header.layer.check, 1 << 16)
         and (header.layer.base_check is None or _is_uint(header.layer.base_check, 1 << 7))
     ):
-        raise ValueError(f"refinement layer {header.layer!r} is not [level 0 to {MAX_LAYER_LEVEL}, base bytes, "
+        raise ValueError(f"refinement layer {header.layer!r} is not [level 0 to {MAX_LAYER_LEVEL} (a learned layer's "
+                         f"-{MAX_LAYER_LEVEL} to {MAX_LAYER_LEVEL}), base bytes, "
                          "check code, base check 0 to 127] in a version-2 file")
     if not isinstance(header.grayscale, bool):
         raise ValueError(f"grayscale flag {header.grayscale!r} is not a boolean")

@@ -34,14 +34,15 @@ def ladder_from_config(rows: object) -> tuple[Rung, ...]:
         raise ValueError(f"the quality ladder must list {QUALITIES} rungs")
     rungs = []
     for row in rows:
-        if not (isinstance(row, list) and len(row) in (2, 3) and _integer_in(row[0], QUALITIES)
-                and (row[1] is None or _integer_in(row[1], MAX_LAYER_LEVEL + 1))
-                and row[2:] in ([], ["learned"]) and not (row[1] is None and row[2:])):
+        if not (isinstance(row, list) and len(row) in (2, 3) and _integer_in(row[0], 0, QUALITIES - 1)
+                and row[2:] in ([], ["learned"]) and not (row[1] is None and row[2:])
+                and (row[1] is None or _integer_in(row[1], -MAX_LAYER_LEVEL if row[2:] else 0, MAX_LAYER_LEVEL))):
             raise ValueError(f"quality ladder rung {row!r} is not [base quality 0..{QUALITIES - 1}, "
-                             f"refinement level 0..{MAX_LAYER_LEVEL} or null, and \"learned\" for a learned layer]")
+                             f"refinement level 0..{MAX_LAYER_LEVEL} (-{MAX_LAYER_LEVEL}..{MAX_LAYER_LEVEL} for a "
+                             f"learned layer) or null, and \"learned\" for a learned layer]")
         rungs.append(Rung(*row))
     return tuple(rungs)
 
 
-def _integer_in(value: object, count: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count
+def _integer_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high

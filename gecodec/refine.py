@@ -113,6 +113,10 @@ class RefinementModel:
             if table.min() < 1 or int(table.sum()) != TABLE_TOTAL:
                 raise ValueError(f"refinement table {rung} does not sum to {TABLE_TOTAL} with every entry at least 1")
 
+    def check_for(self, level: int) -> int:
+        """The check code that a file with a layer at ``level`` carries: one for all levels."""
+        return self.check_code
+
     @cached_property
     def check_code(self) -> int:
         """16 bits of the tables' SHA-256: a refined file names the tables it was coded with."""

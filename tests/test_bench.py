@@ -224,7 +224,7 @@ def test_the_learned_layer_bench_codes_under_the_predicted_gaussians_and_measure
           "--out", str(tmp_path)])
     result = json.loads((tmp_path / "learned.json").read_text())
     rows = result["learned"]
-    assert [row["level"] for row in rows] == [0, 1, 2, 3]  # two trained rates and two between them
+    assert [row["level"] for row in rows] == [-3, -2, -1, 0, 1, 2, 3]  # three coarse, two trained rates, two between
     assert all(row["bytes"] > result["base_bytes"] and row["gaussian_prior_bytes"] > result["base_bytes"] for row in rows)
     k = torch.randint(-40, 41, (32, 8, 8), generator=torch.Generator().manual_seed(0))
     assert len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 0.11))) > len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 20.0)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import msgpack
@@ -14,8 +15,9 @@ from gecodec.bundle import Bundle, load_bundle, save_bundle
 from gecodec.codec import Codec
 from gecodec.entropy import QUALITIES, TABLE_TOTAL
 from gecodec.errors import BundleError, FormatError, OptionError
-from gecodec.ladder import Rung
-from gecodec.learned_layer import RADIUS, SUBLEVELS, LearnedRefinement, fit_learned_refinement
+from gecodec.ladder import Rung, ladder_from_config
+from gecodec.learned_layer import (COARSE_LEVELS, RADIUS, SUBLEVELS, LearnedRefinement, fit_learned_refinement,
+                                   with_coarse_levels)
 from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
 from gecodec.refine import fit_refinement
 
@@ -23,6 +25,7 @@ from conftest import ENTROPY_BUNDLE
 
 TRAINED_LEVELS = 2
 LEVELS = SUBLEVELS + 1  # the layer's: the two trained rates and the ones between them
+COARSE = 3  # the tiny layer's coarse levels, -1 to -3
 
 
 def images(n: int, seed: int = 0) -> torch.Tensor:
@@ -30,15 +33,16 @@ def images(n: int, seed: int = 0) -> torch.Tensor:
 
 
 def learned_bundle() -> Bundle:
-    """The tiny entropy model with DCT tables and an untrained learned layer whose synthesis is not the identity."""
+    """The tiny entropy model with DCT tables and an untrained learned layer, with COARSE coarse levels, whose
+    synthesis is not the identity."""
     bundle = load_bundle(ENTROPY_BUNDLE)
     bundle.refine = fit_refinement(images(8, 1) * 0.2)
     torch.manual_seed(0)
     network = ConditionalRefiner(RefinerConfig(levels=TRAINED_LEVELS, latent=4, features=8))
     torch.nn.init.normal_(network.out.weight, std=0.05)  # zero at the start of training: the layer would add nothing
     faces = images(8, 2)
-    bundle.refine_learned = fit_learned_refinement(network, faces, Codec(bundle, "cpu").base_decodes(
-        Codec(bundle, "cpu").encode_batch(faces)))
+    pixels = Codec(bundle, "cpu").base_decodes(Codec(bundle, "cpu").encode_batch(faces))
+    bundle.refine_learned = with_coarse_levels(fit_learned_refinement(network, faces, pixels), faces, pixels, COARSE)
     return bundle
 
 
@@ -70,14 +74,25 @@ def test_levels_between_trained_rates_take_interpolated_gains(codec):
     assert torch.allclose(between, trained[0] ** (2 / 3) * trained[1] ** (1 / 3))
 
 
-@pytest.mark.parametrize("level", range(LEVELS))
+def test_coarse_levels_extend_the_gains_below_the_first_trained_rate(codec):
+    network = codec.bundle.refine_learned.network
+    first, second = network.log_gains[0], network.log_gains[1]
+    assert torch.allclose(network.conditioning(images(1, 9), -1).gain.flatten(), (2 * first - second).exp())
+    faces, pixels = images(2, 12), images(2, 13)
+    coarse, trained = (network.conditioning(pixels, level / SUBLEVELS) for level in (-COARSE, 0))
+    assert bool((coarse.gain < trained.gain).all())  # the tiny layer's second rate is the finer, as in training
+    shrunk = network.latent(faces, trained) * coarse.gain / trained.gain
+    assert torch.allclose(network.latent(faces, coarse), shrunk, atol=1e-6)  # the same latent, coarser integers
+
+
+@pytest.mark.parametrize("level", range(-COARSE, LEVELS))
 def test_a_learned_layer_decodes_to_what_the_encoder_predicted_and_leaves_the_base_alone(codec, level):
     faces = images(3, 3)
     bases, files, predicted = layered(codec, faces, level)
     for base, data in zip(bases, files):
         header, payload = container.read(data)
         base_header, base_payload = container.read(base)
-        assert header.layer == container.Layer(level, len(base_payload), codec.bundle.refine_learned.check_code,
+        assert header.layer == container.Layer(level, len(base_payload), codec.bundle.refine_learned.check_for(level),
                                                "learned", container.base_check(base_header, base_payload))
         assert payload.startswith(base_payload) and len(payload) > len(base_payload)
     decoded = codec.decode_batch(files)
@@ -103,7 +118,7 @@ def test_the_file_names_the_learned_layer_under_its_own_key(codec):
 def test_a_damaged_or_foreign_learned_layer_is_refused(codec):
     header, payload = container.read(layered(codec, images(1, 5), 1)[1][0])
     layer = header.layer
-    bad_headers = [layer._replace(check=layer.check ^ 1), layer._replace(level=LEVELS),
+    bad_headers = [layer._replace(check=layer.check ^ 1), layer._replace(level=LEVELS), layer._replace(level=-COARSE - 1),
                    layer._replace(base_bytes=len(payload)), layer._replace(base_check=layer.base_check ^ 1)]
     for bad in bad_headers:
         with pytest.raises(FormatError):
@@ -112,8 +127,55 @@ def test_a_damaged_or_foreign_learned_layer_is_refused(codec):
         codec.decode_batch([container.write(header, payload[:-1].rstrip(b"\0"))])
     with pytest.raises(FormatError):
         codec.decode_batch([container.write(header, payload + b"\1")])
-    with pytest.raises(OptionError, match="learned refinement level"):
-        codec.layered([], images(0), images(0), LEVELS, "learned")
+    for level in (LEVELS, -COARSE - 1):
+        with pytest.raises(OptionError, match=f"learned refinement level {level} is not one of .* {-COARSE} to"):
+            codec.layered([], images(0), images(0), level, "learned")
+
+
+def test_coarse_tables_keep_the_trained_levels_check_code_so_older_files_decode(codec):
+    layer = codec.bundle.refine_learned
+    older = Codec(Bundle(**{**codec.bundle.__dict__, "refine_learned": LearnedRefinement(layer.network, layer.tables)}),
+                  "cpu")
+    assert older.bundle.layer_levels["learned"] == range(LEVELS)
+    assert older.bundle.refine_learned.check_code == layer.check_code != layer.coarse_check_code
+    faces = images(2, 13)
+    files = layered(older, faces, 2)[1]
+    assert torch.equal(codec.decode_batch(files), older.decode_batch(files))
+    coarse_file = layered(codec, faces, -1)[1][0]
+    with pytest.raises(FormatError, match="learned refinement level -1 is not one of .* 0 to"):
+        older.decode_batch([coarse_file])
+    refitted = with_coarse_levels(layer, images(8, 14), images(8, 15), COARSE)
+    assert refitted.check_code == layer.check_code
+    other = Codec(Bundle(**{**codec.bundle.__dict__, "refine_learned": refitted}), "cpu")
+    if refitted.coarse_check_code != layer.coarse_check_code:  # other tables: a 1 in 65,536 chance of the same code
+        with pytest.raises(FormatError, match="check code"):
+            other.decode_batch([coarse_file])
+
+
+def test_coarse_tables_are_stored_in_a_version_7_bundle_and_checked_on_load(codec, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from gecodec.catalog import read_metadata
+
+    path = tmp_path / "coarse.safetensors"
+    save_bundle(codec.bundle, path)
+    assert read_metadata(path)["format_version"] == "7"
+    loaded = load_bundle(path)
+    assert np.array_equal(loaded.refine_learned.coarse, codec.bundle.refine_learned.coarse)
+    assert loaded.refine_learned.coarse_check_code == codec.bundle.refine_learned.coarse_check_code
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    for config_change, tensor_change, message in (
+            ({"refine_learned_coarse": 16}, {}, "refine_learned_coarse = 16"),
+            ({"refine_learned_coarse": COARSE + 1}, {}, "coarse_tables"),
+            ({}, {"refine.learned.coarse_tables": None}, "coarse_tables")):
+        config = {**json.loads(metadata["config"]), **config_change}
+        changed = {k: v for k, v in {**tensors, **tensor_change}.items() if v is not None}
+        save_file(changed, str(tmp_path / "bad.safetensors"), metadata={**metadata, "config": json.dumps(config)})
+        with pytest.raises(BundleError, match=message):
+            load_bundle(tmp_path / "bad.safetensors")
 
 
 def test_a_layer_moved_onto_another_base_is_refused(codec):
@@ -138,6 +200,25 @@ def test_a_learned_layer_must_name_its_base_and_an_old_dct_layer_need_not():
                 container.read(data)
         else:
             assert container.read(data)[0].layer == container.Layer(0, 3, 7, kind, fields[3] if len(fields) > 3 else None)
+
+
+@pytest.mark.parametrize("key, level, fine", [(container.KEY_LEARNED_LAYER, -15, True), (container.KEY_LEARNED_LAYER, -16, False),
+                                              (container.KEY_LAYER, -1, False), (container.KEY_LAYER, 15, True)])
+def test_only_a_learned_layer_has_levels_below_0_down_to_minus_15(key, level, fine):
+    body = b"GE\x02" + struct.pack(">I", 1) + bytes([50 | container.HAS_EXTRAS]) + msgpack.packb({key: [level, 3, 7, 5]})
+    data = body + b"\1\2\3\4\5"
+    data += struct.pack("<H", container.crc16(data))
+    if fine:
+        assert container.read(data)[0].layer.level == level
+    else:
+        with pytest.raises(FormatError, match="level 0 to 15 .a learned layer's -15 to 15."):
+            container.read(data)
+    rung = [40, level] + (["learned"] if key == container.KEY_LEARNED_LAYER else [])
+    if fine:
+        assert ladder_from_config([[0, None]] * 100 + [rung])[-1].level == level
+    else:
+        with pytest.raises(ValueError, match="-15..15 for a learned layer"):
+            ladder_from_config([[0, None]] * 100 + [rung])
 
 
 def test_a_header_with_two_layers_is_refused():
@@ -218,7 +299,8 @@ def test_the_refiner_trains_resumes_and_is_stored_without_changing_the_model_id(
     stored = load_bundle(path)
     assert stored.model_id == load_bundle(ENTROPY_BUNDLE).model_id
     assert f"{stored.refine_learned.check_code:04x}" == record["check_code"] == stored.card["refine_learned"]["check_code"]
-    assert stored.refine_learned.levels == (len(refiner.LAMBDAS) - 1) * SUBLEVELS + 1
+    assert stored.refine_learned.levels == range(-COARSE_LEVELS, (len(refiner.LAMBDAS) - 1) * SUBLEVELS + 1)
+    assert f"{stored.refine_learned.coarse_check_code:04x}" == record["coarse_check_code"]
 
 
 def test_a_learned_layer_with_more_levels_than_a_file_can_name_is_refused(tmp_path):

@@ -71,12 +71,13 @@ class ConditionalRefiner(nn.Module):
 
     def conditioning(self, base: torch.Tensor, rate: float) -> Conditioning:
         """``rate`` 0 .. levels - 1 picks the gain vector: a whole number, the one trained at that level; in
-        between, log-gains interpolated linearly (Cui et al. 2021), a rate the network was not trained at."""
+        between, log-gains interpolated linearly (Cui et al. 2021), a rate the network was not trained at. A rate
+        below 0 extends the line through the first two trained rates: smaller gains, coarser integers."""
         f1 = self.base1(base)
         f2 = self.base2(f1)
         f3 = self.base3(f2)
         mean, log_spread = self.prior(f3).chunk(2, dim=1)
-        lower = min(int(rate), self.config.levels - 1)
+        lower = 0 if rate < 0 else min(int(rate), self.config.levels - 1)
         upper = min(lower + 1, self.config.levels - 1)
         fraction = rate - lower
         gain = ((1 - fraction) * self.log_gains[lower] + fraction * self.log_gains[upper]).exp()[None, :, None, None]

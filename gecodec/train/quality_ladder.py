@@ -40,10 +40,10 @@ LOWEST_BYTES = 22  # about where quality 0 lies (20 dB): smaller files hardly ho
 MARGIN_DB = 0.02  # each rung's mean PSNR beats the one below by at least this, on the faces measured
 
 
-def candidates(layer_levels: dict[str, int], max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
+def candidates(layer_levels: dict[str, range], max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
     """Every base quality up to max_base_quality alone, and those of LAYERED_BASES under each level of each layer
     kind (Bundle.layer_levels)."""
-    layers = [(level, kind) for kind, levels in layer_levels.items() for level in range(levels)]
+    layers = [(level, kind) for kind, levels in layer_levels.items() for level in levels]
     return [rung for quality in range(max_base_quality + 1)
             for rung in (Rung(quality), *(Rung(quality, level, kind) for level, kind in layers
                                           if quality in LAYERED_BASES))]

@@ -8,8 +8,9 @@
 bases: codes each training face at the bundle's default quality and decodes it as a receiver does (8-bit
 pixels); they do not change while the refiner trains. train: minimises rate + lambda x MSE (in 8-bit levels),
 one level per lambda, the rate measured under the Gaussian prior the network predicts from x_base. store: rounds
-the network to half precision, fits each level's static tables on the run's last FIT_IMAGES faces, and stores
-both in the bundle; the model id does not change (refined files name the layer by its check code).
+the network to half precision, fits each level's static tables on the run's last FIT_IMAGES faces (the trained
+levels' and the coarse ones' below them, gecodec/learned_layer.py), and stores both in the bundle; the model id
+does not change (refined files name the layer by its check code).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from gecodec.bundle import load_bundle, update_bundle
 from gecodec.codec import Codec
-from gecodec.learned_layer import fit_learned_refinement
+from gecodec.learned_layer import fit_learned_refinement, with_coarse_levels
 from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
 from gecodec.train.checkpoint import check_same_config, load_checkpoint, save_checkpoint
 from gecodec.train.data import load_images, to_float
@@ -123,11 +124,12 @@ def store(run: Path, bundle_path: Path) -> dict:
     network, state = trained_network(run)
     faces = to_float(torch.from_numpy(np.load(run / "faces.npy", mmap_mode="r")[-FIT_IMAGES:].copy()))
     bases = to_float(torch.from_numpy(np.load(run / "bases.npy", mmap_mode="r")[-FIT_IMAGES:].copy()))
-    layer = fit_learned_refinement(network, faces, bases)
+    layer = with_coarse_levels(fit_learned_refinement(network, faces, bases), faces, bases)
     bundle = load_bundle(bundle_path)
     record = {"train_images": len(np.load(run / "bases.npy", mmap_mode="r")), "steps": state["step"],
               "train_minutes": round(state["seconds"] / 60, 1), "lambdas": list(LAMBDAS), "fit_images": len(faces),
-              "check_code": f"{layer.check_code:04x}", "made_by": "python -m gecodec.train.refiner"}
+              "check_code": f"{layer.check_code:04x}", "coarse_levels": len(layer.coarse),
+              "coarse_check_code": f"{layer.coarse_check_code:04x}", "made_by": "python -m gecodec.train.refiner"}
     update_bundle(bundle_path, refine_learned=layer, card={**bundle.card, "refine_learned": record})
     return record
 
