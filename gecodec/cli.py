@@ -202,11 +202,12 @@ def search_options_group(command: Callable) -> Callable:
 @click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
 @click.option("--quality", type=click.IntRange(0, container.MAX_QUALITY), default=None,
               help="0 (smallest) to 100 (best): an entropy-coded file, and on a model with a quality ladder (see "
-                   "gec models) from about 22 to 1,500 bytes, with a refinement layer past about 120 bytes. "
+                   "gec models) from about 22 to 1,500 bytes, with a refinement layer past about 70 bytes. "
                    "Default: the model's default quality.")
 @click.option("--target-bytes", type=click.IntRange(1), default=None,
-              help="The best file that fits in this many bytes: the largest quality, and from about 150 bytes "
-                   "(for a model with refinement tables) the finest refinement layer that fits.")
+              help="The best file that fits in this many bytes: the largest quality, and from about 65 bytes "
+                   "(for a model with refinement tables) the finest refinement layer that fits, whichever "
+                   "decodes closer.")
 @click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_LEVEL), default=None,
               help="Add a DCT refinement layer of this level, 0 (smallest) to 15 (best), on top of the default base "
                    "file: larger files (about 150 to 1,560 bytes), past what the generator can draw. --quality "
