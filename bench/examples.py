@@ -1,9 +1,9 @@
-"""A picture of what the codec does: originals, GE decodes at three sizes, CSGM, and WebP at two.
+"""A picture of what the codec does: originals, GE decodes at four sizes, CSGM, and WebP at two.
 
     python -m bench.examples --data ../shared/data/celeba64/val --n 8
 
 Writes bench/results/examples.png (rows: original; GE at the model's default rate; GE with --target-bytes 60
-(models with an entropy model); CSGM, m = 128 at 8 bits; WebP at quality 0, its smallest files; GE with
+and 100 (models with an entropy model; at 100 bytes a coarse learned layer, for models with one); CSGM, m = 128 at 8 bits; WebP at quality 0, its smallest files; GE with
 --target-bytes 250 (a refinement layer, for models with one); WebP at quality 5, about 274 bytes) and
 examples.json with the bytes, PSNR and MSE of each image.
 """
@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     originals = to_float(load_images(args.data, codec.image_size, limit=args.n))
     names = image_source(args.data)[0][: args.n]
     rows, report = [originals], {"model": codec.bundle.name, "cs_bits": args.bits, "images": names}
-    settings = {"ge": {}, "ge_60_bytes": {"target_bytes": 60}, "cs": {"mode": "cs", "bits": args.bits},
-                "webp": 0, "ge_250_bytes": {"target_bytes": 250}, "webp_q5": 5}
+    settings = {"ge": {}, "ge_60_bytes": {"target_bytes": 60}, "ge_100_bytes": {"target_bytes": 100},
+                "cs": {"mode": "cs", "bits": args.bits}, "webp": 0, "ge_250_bytes": {"target_bytes": 250}, "webp_q5": 5}
     if codec.bundle.entropy is None:
-        del settings["ge_60_bytes"]
+        del settings["ge_60_bytes"], settings["ge_100_bytes"]
     if codec.bundle.refine is None:
         del settings["ge_250_bytes"]
     for name, setting in settings.items():

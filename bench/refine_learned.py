@@ -70,10 +70,12 @@ def measure(data: Path, n: int, model: str | None) -> dict:
             timed_ms = decode_ms(codec, pixels[:TIMED], files[:TIMED], level)
         print(rows[-1], flush=True)
     dct = json.loads((RESULTS / "dct.json").read_text())["base_plus_layer"]
-    dct_bytes = [r["bytes"] for r in dct]
+    layered = [r for r in dct if r["level"] is not None]  # not the base alone: nothing lies between it and level 0
+    dct_bytes = [r["bytes"] for r in layered]
     for row in rows:  # the DCT layer's curve (same base, same faces) read at the same bytes, where it reaches
         inside = dct_bytes[0] <= row["bytes"] <= dct_bytes[-1]
-        row["dct_psnr_at_same_bytes"] = float(np.interp(row["bytes"], dct_bytes, [r["psnr"] for r in dct])) if inside else None
+        row["dct_psnr_at_same_bytes"] = (float(np.interp(row["bytes"], dct_bytes, [r["psnr"] for r in layered]))
+                                         if inside else None)
     return {"model": codec.bundle.name, "model_id": codec.bundle.model_hex, "faces": len(val),
             "base_bytes": float(np.mean([len(f) for f in bases])), "base_psnr": float(psnr_8bit(pixels, val).mean()),
             "weights": sum(p.numel() for p in layer.network.parameters()),

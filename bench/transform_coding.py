@@ -3,9 +3,10 @@
     python -m bench.transform_coding --data ../shared/data/celeba64/val --n 256
 
 With a model that has both coders (the shipped default), codes the first --n validation faces as the base
-alone at qualities 0, 10, .., 100 of each coder, at 2 to 8 fixed-length bits, and at the quality ladder's
-qualities 0, 5, .., 100 (what `gec encode --quality` writes: a base, and from some quality on a refinement
-layer), decodes them with the model's schedule, and reports mean file bytes and PSNR. It also measures why
+alone at qualities 0, 10, .., 100 of each coder and at 2 to 8 fixed-length bits, decodes them with the
+model's schedule, and reports mean file bytes and PSNR. Beside them, the quality ladder's 101 qualities (what
+`gec encode --quality` writes: a base, and from some quality on a refinement layer) as bench.ladder_check
+measured them on the same faces (bench/results/ladder/MODEL.json, when it holds this model and --n faces). It also measures why
 version 3 wins: the spread of the covariance's eigenvalues of EN's (standardized) measurements on these
 faces, and the redundancy a Gaussian model of them holds (its total correlation, -1/2 log2 det of the
 correlation matrix). From the curves: the Bjontegaard delta rate of version 3 against each (the mean change
@@ -32,7 +33,7 @@ from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results" / "rate"
 QUALITIES = tuple(range(0, 101, 10))
-LADDER_QUALITIES = tuple(range(0, 101, 5))
+LADDERS = Path(__file__).parent / "results" / "ladder"
 BITS = (2, 3, 4, 5, 6, 8)
 
 
@@ -77,6 +78,15 @@ def delta_rate(test: list[dict], reference: list[dict]) -> dict:
     return {"psnr_range": [round(low, 2), round(high, 2)], "bytes_change": round(float(ratio - 1), 3)}
 
 
+def ladder_curve(path: Path, model_hex: str, faces: int) -> list[dict]:
+    """The ladder's points from bench.ladder_check's results, if they are this model's on as many faces."""
+    measured = json.loads(path.read_text()) if path.exists() else {}
+    if measured.get("model_id") != model_hex or measured.get("faces") != faces:
+        print(f"no ladder measurements of model {model_hex} on {faces} faces in {path}: run bench.ladder_check")
+        return []
+    return [{"quality": row["quality"], "bytes": row["bytes"], "psnr": row["psnr"]} for row in measured["qualities"]]
+
+
 def share(row: dict, key: str) -> str:
     return "-" if row[key] is None else f"{row[key]:.1f} ({row[key] / row['bytes']:.0%})"
 
@@ -110,11 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     for bits in BITS:
         curves["version 1 (fixed-length)"].append(
             point(with_transform, faces, with_transform.encode_batch(faces, bits=bits), bits=bits))
-    if bundle.ladder is not None:
-        for quality in LADDER_QUALITIES:
-            curves["ladder (--quality)"].append(
-                point(with_transform, faces, with_transform.encode_batch(faces, quality=quality), quality=quality))
-            print("ladder", curves["ladder (--quality)"][-1], flush=True)
+    curves["ladder (--quality)"] = ladder_curve(LADDERS / f"{bundle.name}.json", bundle.model_hex, len(faces))
     v3, ladder = curves["version 3 (transform)"], curves["ladder (--quality)"]
     fixed_twins = [{"bits": row["bits"], "bytes": row["bytes"], "psnr": row["psnr"],
                     "version_3_bytes": bytes_at(v3, row["psnr"]), "ladder_bytes": bytes_at(ladder, row["psnr"])}
