@@ -205,7 +205,7 @@ def search_options_group(command: Callable) -> Callable:
                    "gec models) from about 22 to 1,500 bytes, with a refinement layer past about 70 bytes. "
                    "Default: the model's default quality.")
 @click.option("--target-bytes", type=click.IntRange(1), default=None,
-              help="The best file that fits in this many bytes: the largest quality, and from about 65 bytes "
+              help="The best file that fits in this many bytes: the largest quality, and from about 70 bytes "
                    "(for a model with refinement tables) the finest refinement layer that fits, whichever "
                    "decodes closer.")
 @click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_LEVEL), default=None,

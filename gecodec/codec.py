@@ -34,8 +34,9 @@ from gecodec.search import Progress, SearchOptions, latent_search
 
 SPLIT_QUALITIES = (40, 50, 60)  # the base qualities --target-bytes tries under a refinement layer: the quality
 # ladder's layered rungs sit on bases 35 to 60, and a layer on a coarser base loses to a finer base alone
-SMALLEST_LAYER = 14  # bytes: bases that leave less room are not tried (the coarsest layer, learned level -9, adds
-# about 15 to a base: bench.refine_learned), so that targets up to about 60 bytes cost no decode
+SMALLEST_LAYER = 20  # bytes: bases that leave less room are not tried. The coarsest layer the quality ladder takes,
+# learned level -6, adds about 20 to a base (bench.refine_learned); coarser ones lose to a finer base alone. So
+# targets up to about 70 bytes cost no decode.
 GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
 # A matrix draw runs on one core (50 ms for a count of 1,000 at 64x64), so small ones are drawn this many at a
 # time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.
