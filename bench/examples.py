@@ -3,9 +3,10 @@
     python -m bench.examples --data ../shared/data/celeba64/val --n 8
 
 Writes bench/results/examples.png (rows: original; GE at the model's default rate; GE with --target-bytes 60
-and 100 (models with an entropy model; at 100 bytes a coarse learned layer, for models with one); CSGM, m = 128 at 8 bits; WebP at quality 0, its smallest files; GE with
---target-bytes 250 (a refinement layer, for models with one); WebP at quality 5, about 274 bytes) and
-examples.json with the bytes, PSNR and MSE of each image.
+and 100 (models with an entropy model; at 100 bytes a coarse learned layer, for models with one); CSGM,
+m = 128 at 8 bits; WebP at quality 0, its smallest files; GE with --target-bytes 250 (a refinement layer, for
+models with one); WebP at quality 5, about 274 bytes) and examples.json with the bytes, PSNR and MSE of each
+image.
 """
 
 from __future__ import annotations

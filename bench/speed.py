@@ -1,8 +1,9 @@
 """Encode and decode time per image for a model at its own decode schedule, on CPU and on CUDA.
 
 Encoding is timed at the model's default rate, and for a model with an entropy model also with
---target-bytes 60 and 100 (the quality search included; at 100 bytes also the refinement layers it tries). For each refinement layer a model has (DCT, learned),
-adding a layer of the level LAYER_LEVELS names to its decoded base is timed alone: what a layer adds to decoding.
+--target-bytes 60 and 100 (the quality search included; at 100 bytes also the refinement layers it tries).
+For each refinement layer a model has (DCT, learned), adding a layer of the level LAYER_LEVELS names to its
+decoded base is timed alone: what a layer adds to decoding.
 
     python -m bench.speed --data ../shared/data/celeba64/val --n 8 --batch-sizes 1 8
 
