@@ -210,7 +210,7 @@ def search_options_group(command: Callable) -> Callable:
                    "decodes closer.")
 @click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_LEVEL), default=None,
               help="Add a DCT refinement layer of this level, 0 (smallest) to 15 (best), on top of the default base "
-                   "file: larger files (about 150 to 1,560 bytes), past what the generator can draw. --quality "
+                   "file: larger files (about 140 to 1,550 bytes), past what the generator can draw. --quality "
                    "picks between this layer and the model's learned one, which is better up to about 570 bytes.")
 @click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=None,
               help=f"Fixed-length values of this many bits (version-1 files; the default, {DEFAULT_BITS}, for cs "
