@@ -13,6 +13,7 @@ from PIL import Image
 
 from gecodec import container
 from gecodec.bundle import Bundle, load_bundle
+from gecodec.errors import FormatError
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "formats" / "golden"
@@ -44,6 +45,15 @@ def tiny() -> Bundle:
 def with_crc16(body: bytes) -> bytes:
     """A version-2 or -3 body with its CRC-16: a checksum-valid file, whatever the body says."""
     return body + struct.pack("<H", container.crc16(body))
+
+
+def assert_parses_or_refuses(codec, body: bytes) -> None:
+    """A checksum-valid file of ``body`` is refused with a FormatError, or gives the model's m finite values."""
+    try:
+        parsed = codec.parse(with_crc16(body))
+    except FormatError:
+        return
+    assert parsed.values.shape == (codec.bundle.m,) and bool(torch.isfinite(parsed.values).all())
 
 
 def face_like(width: int = 16, height: int = 16, seed: int = 0) -> Image.Image:
