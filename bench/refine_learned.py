@@ -6,7 +6,8 @@ The layer is gecodec/learned_layer.py, trained by gecodec.train.refiner. Each va
 model's default quality, decoded as a receiver decodes it, and given a learned layer at each level; the bytes are
 real .gec files (Codec.layered). Beside them, what the layer would take if its latent were coded under the
 Gaussians the network predicts from x_base (as in training) instead of the bundle's static tables: a prior that
-saves bytes but whose tables would come from floats computed at run time. Writes
+saves bytes but whose tables would come from floats computed at run time; and, on a model with a learned start,
+the same layer on the start picture (formats/gec.md), as the encoder writes it. Writes
 bench/results/residual/learned.json beside dct.json, with the DCT curve read at the same bytes.
 """
 
@@ -56,6 +57,7 @@ def measure(data: Path, n: int, model: str | None) -> dict:
     val = to_float(load_images(data / "val", codec.image_size, limit=n))
     bases = codec.encode_batch(val)
     pixels = codec.base_decodes(bases)
+    starts = codec.layer_bases(bases, True) if codec.bundle.has_learned_start else None
     rows, timed_level = [], min(TIMED_LEVEL, layer.levels.stop - 1)
     for level in layer.levels:
         files, decoded = codec.layered(bases, val, pixels, level, "learned")
@@ -66,6 +68,10 @@ def measure(data: Path, n: int, model: str | None) -> dict:
                     for f, k, s in zip(files, integers, spread)]
         rows.append({"level": level, "bytes": float(np.mean([len(f) for f in files])),
                      "psnr": float(psnr_8bit(decoded, val).mean()), "gaussian_prior_bytes": float(np.mean(gaussian))})
+        if starts is not None:  # the same layer on the start picture, as the encoder now writes it: no search
+            start_files, start_decoded = codec.layered(bases, val, starts, level, "learned", on_start=True)
+            rows[-1].update(on_start_bytes=float(np.mean([len(f) for f in start_files])),
+                            on_start_psnr=float(psnr_8bit(start_decoded, val).mean()))
         if level == timed_level:
             timed_ms = decode_ms(codec, pixels[:TIMED], files[:TIMED], level)
         print(rows[-1], flush=True)
@@ -78,6 +84,7 @@ def measure(data: Path, n: int, model: str | None) -> dict:
                                          if inside else None)
     return {"model": codec.bundle.name, "model_id": codec.bundle.model_hex, "faces": len(val),
             "base_bytes": float(np.mean([len(f) for f in bases])), "base_psnr": float(psnr_8bit(pixels, val).mean()),
+            "start_picture_psnr": None if starts is None else float(psnr_8bit(starts, val).mean()),
             "weights": sum(p.numel() for p in layer.network.parameters()),
             f"level_{timed_level}_decode_ms_per_image": timed_ms, "card": codec.bundle.card.get("refine_learned"),
             "learned": rows, "dct": dct}
@@ -93,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     result = measure(args.data, args.n, args.model)
     for row in result["learned"]:
         dct = "-" if row["dct_psnr_at_same_bytes"] is None else f"{row['dct_psnr_at_same_bytes']:.2f}"
-        print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {dct} | {row['gaussian_prior_bytes']:.1f} |")
+        start = f"{row['on_start_bytes']:.1f} | {row['on_start_psnr']:.2f}" if "on_start_bytes" in row else "- | -"
+        print(f"| {row['level']} | {row['bytes']:.1f} | {row['psnr']:.2f} | {dct} | {row['gaussian_prior_bytes']:.1f} | "
+              f"{start} |")
     write_bytes_atomic(args.out / "learned.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)
 
 

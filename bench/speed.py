@@ -1,9 +1,9 @@
 """Encode and decode time per image for a model at its own decode schedule, on CPU and on CUDA.
 
 Encoding is timed at the model's default rate, and for a model with an entropy model also with
---target-bytes 60 and 100 (the quality search included; at 100 bytes also the refinement layers it tries).
-For each refinement layer a model has (DCT, learned), adding a layer of the level LAYER_LEVELS names to its
-decoded base is timed alone: what a layer adds to decoding.
+--target-bytes 60, 100 and 300 (the quality search included) and, on a model with a quality ladder, at
+LAYERED_QUALITIES, whose files carry a refinement layer (learned, then DCT, on the shipped ladder). Decoding is
+timed for the default files and for those layered files: a layer on the start picture needs no search.
 
     python -m bench.speed --data ../shared/data/celeba64/val --n 8 --batch-sizes 1 8
 
@@ -30,8 +30,8 @@ from gecodec.search import SearchOptions
 from gecodec.train.data import load_images, to_float
 
 RESULTS = Path(__file__).parent / "results"
-TARGET_BYTES = (60, 100)  # base files alone (no layer fits), and a base and a refinement layer
-LAYER_LEVELS = {"dct": 7, "learned": 6}  # mid-size layers: about 480 and 330 bytes a file in all
+TARGET_BYTES = (60, 100, 300)  # a base file alone (no layer fits), and bases with a refinement layer
+LAYERED_QUALITIES = (70, 95)  # on the shipped ladder a learned layer (about 220 bytes) and a DCT one (about 1,270)
 
 
 def timed(device: torch.device, work: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
@@ -46,32 +46,29 @@ def timed(device: torch.device, work: Callable[..., Any], *args: Any, **kwargs: 
 
 
 def measure(codec: Codec, images: torch.Tensor, batch_size: int, options: SearchOptions) -> dict:
-    """Seconds per image for encoding and decoding ``images`` in batches of ``batch_size``."""
+    """Milliseconds (encoding, and decoding layered files) and seconds (decoding default files) per image, in
+    batches of ``batch_size``."""
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
     codec.decode_batch(codec.encode_batch(batches[0][:1]), iters=2)  # warm-up
-    encode_s = decode_s = 0.0
-    target_s = dict.fromkeys(TARGET_BYTES, 0.0)
-    layers = {kind: level for kind, level in LAYER_LEVELS.items() if kind in codec.bundle.layer_levels}
-    refine_s = dict.fromkeys(layers, 0.0)
+    settings = {"": {}}
+    if codec.bundle.base_coder is not None:
+        settings.update({f"_target_{target}_bytes": {"target_bytes": target} for target in TARGET_BYTES})
+    qualities = LAYERED_QUALITIES if codec.bundle.ladder is not None else ()
+    settings.update({f"_quality_{quality}": {"quality": quality} for quality in qualities})
+    encode_s, decode_s = dict.fromkeys(settings, 0.0), dict.fromkeys(["", *(f"_quality_{q}" for q in qualities)], 0.0)
     for batch in batches:
-        seconds, files = timed(codec.device, codec.encode_batch, batch)
-        encode_s += seconds
-        for target in TARGET_BYTES if codec.bundle.entropy is not None else ():
-            target_s[target] += timed(codec.device, codec.encode_batch, batch, target_bytes=target)[0]
-        decode_s += timed(codec.device, codec.decode_batch, files, batch_size=batch_size, **vars(options))[0]
-        if layers:
-            pixels = codec.base_decodes(files)
-        for kind, level in layers.items():
-            layered = [codec.parse(f) for f in codec.layered(files, batch.cpu(), pixels, level, kind)[0]]
-            refine_s[kind] += sum(timed(codec.device, codec.refined, base, item.layer, level, kind)[0]
-                                  for base, item in zip(pixels, layered))
+        for name, rate in settings.items():
+            seconds, files = timed(codec.device, codec.encode_batch, batch, **rate)
+            encode_s[name] += seconds
+            if name in decode_s:
+                decode_s[name] += timed(codec.device, codec.decode_batch, files, batch_size=batch_size,
+                                        **vars(options))[0]
     row = {"device": str(codec.device), "batch_size": batch_size, "images": len(images),
-           "encode_ms_per_image": round(1000 * encode_s / len(images), 2),
-           "decode_s_per_image": round(decode_s / len(images), 3)}
-    for target in TARGET_BYTES if codec.bundle.entropy is not None else ():
-        row[f"encode_ms_per_image_target_{target}_bytes"] = round(1000 * target_s[target] / len(images), 2)
-    for kind, level in layers.items():
-        row[f"{kind}_layer_level_{level}_decode_ms_per_image"] = round(1000 * refine_s[kind] / len(images), 2)
+           "decode_s_per_image": round(decode_s.pop("") / len(images), 3)}
+    row.update({f"encode_ms_per_image{name}": round(1000 * seconds / len(images), 2)
+                for name, seconds in encode_s.items()})
+    row.update({f"decode_ms_per_image{name}": round(1000 * seconds / len(images), 2)
+                for name, seconds in decode_s.items()})
     return row
 
 
@@ -108,13 +105,11 @@ def main(argv: list[str] | None = None) -> None:
               "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    columns = [f"encode_ms_per_image_target_{target}_bytes" for target in TARGET_BYTES]
-    columns += [f"{kind}_layer_level_{level}_decode_ms_per_image" for kind, level in LAYER_LEVELS.items()]
-    print("\n| device | hardware | batch | encode ms/img | decode s/img | " + " | ".join(columns) + " |\n|"
-          + "---|" * (5 + len(columns)))
+    columns = [key for key in rows[0] if key.startswith(("encode_", "decode_"))]
+    print("\n| device | hardware | batch | " + " | ".join(columns) + " |\n|" + "---|" * (3 + len(columns)))
     for r in rows:
-        print(f"| {r['device']} | {r['hardware']} | {r['batch_size']} | {r['encode_ms_per_image']} | "
-              f"{r['decode_s_per_image']} | " + " | ".join(str(r.get(k, '-')) for k in columns) + " |")
+        print(f"| {r['device']} | {r['hardware']} | {r['batch_size']} | " + " | ".join(str(r.get(k, '-')) for k in columns)
+              + " |")
 
 if __name__ == "__main__":
     main()

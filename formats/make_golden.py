@@ -14,8 +14,9 @@ files with a face's crop in a photo, version 2 and version 1 (expected-crop.json
 model with a refinement layer (expected-refine.json), and one with a learned refinement layer
 (expected-learned.json), version-3 (transform-coded) files of a tiny bundle with a transform model
 (expected-transform.json), the default model's version-3 files, its default quality and one with a
-learned layer (expected-default-v3-transform.json), and its default file with a learned layer at a coarse
-level (expected-default-v3-coarse.json).
+learned layer (expected-default-v3-transform.json), its default file with a learned layer at a coarse
+level (expected-default-v3-coarse.json), and its default file with a DCT layer and with a learned one on the
+start picture (expected-default-v3-start.json).
 """
 
 from __future__ import annotations
@@ -152,10 +153,11 @@ def write_set(expected_name: str, bundle: Bundle, bundle_file: str | None, cases
     for index, (name, options, source) in enumerate(cases):
         x = test_image(index, bundle.image_size).unsqueeze(0)
         options = dict(options)
-        layer = options.pop("layer", None)  # (level, kind): a layer added to the file the other options make
+        layer = options.pop("layer", None)  # (level, kind[, on_start]): a layer added to the file the others make
         data = codec.encode_batch(x, sources=[source or Source()], hints=hints, **options)[0]
         if layer is not None:
-            data = codec.layered([data], x, codec.base_decodes([data]), *layer)[0][0]
+            data = codec.layered([data], x, codec.layer_bases([data], layer[2] if len(layer) > 2 else False),
+                                 *layer)[0][0]
         (HERE / name).write_bytes(data)
         header, payload = container.read(data)
         decoded = codec.decode_batch([data])[0]
@@ -223,6 +225,12 @@ def main() -> None:
         bundle = load_model()  # the joint default, with its learned layer's coarse levels
         write_set("expected-default-v3-coarse.json", bundle, None,
                   [("default-v3-coarse.gec", {"layer": (-6, "learned")}, None)], {"iters": 20})
+    if args.force or not (HERE / "expected-default-v3-start.json").exists():
+        bundle = load_model()  # the joint default: layers on its learned start's picture, which need no search
+        write_set("expected-default-v3-start.json", bundle, None, [
+            ("default-v3-start-dct.gec", {"refine": 7}, None),
+            ("default-v3-start-learned.gec", {"layer": (-6, "learned", True)}, None),
+        ], {})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from safetensors.torch import load_file, save_file
 from gecodec.align import CropGeometry
 from gecodec.catalog import (COARSE_LEVELS_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION,
                              LEARNED_REFINE_FORMAT_VERSION, OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID,
-                             REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION,
+                             REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, START_LAYERS_FORMAT_VERSION,
+                             TRANSFORM_FORMAT_VERSION,
                              available_bundles, digest, read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
@@ -109,6 +110,11 @@ class Bundle:
         return self.encoder.config.m
 
     @property
+    def has_learned_start(self) -> bool:
+        """Whether its solver computes a start z0 from the measurements, whose picture G(z0) layers may refine."""
+        return self.solver is not None and self.solver.initializer is not None
+
+    @property
     def layer_levels(self) -> dict[str, range]:
         """The refinement layers this model codes: kind (container.Layer.kind) -> its levels, coarsest first."""
         levels = {"dct": range(REFINE_LEVELS)} if self.refine is not None else {}
@@ -150,6 +156,8 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
 
 
 def format_version(bundle: Bundle) -> str:
+    if bundle.ladder is not None and any(rung.on_start for rung in bundle.ladder):
+        return START_LAYERS_FORMAT_VERSION
     if bundle.refine_learned is not None and bundle.refine_learned.coarse is not None:
         return COARSE_LEVELS_FORMAT_VERSION
     if bundle.transform is not None:
@@ -270,8 +278,8 @@ def _check_caps(config: dict) -> None:
 
 def _ladder(config: dict) -> tuple[Rung, ...] | None:
     """The config's quality ladder, which needs refinement tables, an entropy model, the default base alone
-    (the transform model's when there is one) as one of its rungs, and a learned refinement layer with each
-    learned level it names."""
+    (the transform model's when there is one) as one of its rungs, a learned refinement layer with each
+    learned level it names, and a learned start for rungs whose layer refines the start picture."""
     if "quality_ladder" not in config:
         return None
     if "refine" not in config or "entropy" not in config:
@@ -284,6 +292,8 @@ def _ladder(config: dict) -> tuple[Rung, ...] | None:
     if any(rung.kind == "learned" and rung.level not in levels for rung in ladder):
         raise ValueError(f"the quality ladder names learned refinement levels outside the bundle's {levels.start} to "
                          f"{levels.stop - 1}")
+    if any(rung.on_start for rung in ladder) and config.get("solver", {}).get("init") != "learned":
+        raise ValueError("the quality ladder puts layers on the start picture, and the model has no learned start")
     return ladder
 
 

@@ -202,12 +202,11 @@ def search_options_group(command: Callable) -> Callable:
 @click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
 @click.option("--quality", type=click.IntRange(0, container.MAX_QUALITY), default=None,
               help="0 (smallest) to 100 (best): an entropy-coded file, and on a model with a quality ladder (see "
-                   "gec models) from about 22 to 1,500 bytes, with a refinement layer past about 70 bytes. "
+                   "gec models) from about 22 to 1,500 bytes, with a refinement layer past about 75 bytes. "
                    "Default: the model's default quality.")
 @click.option("--target-bytes", type=click.IntRange(1), default=None,
-              help="The best file that fits in this many bytes: the largest quality, and from about 70 bytes "
-                   "(for a model with refinement tables) the finest refinement layer that fits, whichever "
-                   "decodes closer.")
+              help="The best file that fits in this many bytes: the largest quality whose file fits, a search "
+                   "of a few milliseconds.")
 @click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_LEVEL), default=None,
               help="Add a DCT refinement layer of this level, 0 (smallest) to 15 (best), on top of the default base "
                    "file: larger files (about 140 to 1,550 bytes), past what the generator can draw. --quality "
@@ -308,7 +307,7 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
             jobs[codec].append((source, target, codec.parse(data)))
         except GecError as exc:
             failures.add(source, exc)
-    total = sum(codec.search_steps(parsed, **overrides) for codec, group in jobs.items() for *_, parsed in group)
+    total = sum(codec.search_steps(parsed, base_only, **overrides) for codec, group in jobs.items() for *_, parsed in group)
     with progress_bar(total, "img-iter", quiet, "decode") as bar:
         for codec, group in jobs.items():
             for start in range(0, len(group), batch_size):  # save each batch as soon as it is done
@@ -371,6 +370,7 @@ def describe(path: Path) -> dict[str, Any]:
         "crop": list(header.crop) if header.crop else None,
         "layers": ([{"layer": "base", "bytes": header.layer.base_bytes},
                     {"layer": "refinement", "kind": header.layer.kind, "level": header.layer.level,
+                     "refines": "start picture" if header.layer.on_start else "search decode",
                      "bytes": len(payload) - header.layer.base_bytes}]
                    if header.layer else None),
         "value_range": list(header.value_range) if header.value_range else None, "hints": header.hints,
@@ -416,7 +416,7 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
             if item["layers"]:
                 base, layer = item["layers"]
                 click.echo(f"  layers    base {base['bytes']} bytes + {layer['kind']} refinement level {layer['level']}, "
-                           f"{layer['bytes']} bytes")
+                           f"{layer['bytes']} bytes, on the {layer['refines']}")
             click.echo(f"  source    {source}" + (f", face at {describe_crop(item['crop'])}" if item["crop"] else ""))
             click.echo(f"  seed      {item['seed']}")
             if item["value_range"]:

@@ -8,7 +8,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -32,11 +32,6 @@ from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack
 from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
 
-SPLIT_QUALITIES = (40, 50, 60)  # the base qualities --target-bytes tries under a refinement layer: the quality
-# ladder's layered rungs sit on bases 35 to 60, and a layer on a coarser base loses to a finer base alone
-SMALLEST_LAYER = 20  # bytes: bases that leave less room are not tried. The coarsest layer the quality ladder takes,
-# learned level -6, adds about 20 to a base (bench.refine_learned); coarser ones lose to a finer base alone. So
-# targets up to about 70 bytes cost no decode.
 GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
 # A matrix draw runs on one core (50 ms for a count of 1,000 at 64x64), so small ones are drawn this many at a
 # time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.
@@ -185,7 +180,7 @@ class Codec:
         base at that quality; None: the default base alone), with ``refine``'s layer when one is given."""
         quality = self.bundle.default_quality if quality is None else quality
         rung = self.bundle.ladder[quality] if self.bundle.ladder is not None else Rung(quality)
-        return rung if refine is None else Rung(rung.base_quality, refine)
+        return rung if refine is None else Rung(rung.base_quality, refine, on_start=self.bundle.has_learned_start)
 
     def encode_batch(
         self,
@@ -206,9 +201,9 @@ class Codec:
         (version 3 on a model with a transform model, else version 2); ``bits`` gives version-1 files of
         fixed-length values. At most one; the default is the model's default quality, or 8 bits for a model
         without an entropy model (and in cs mode). On a model with a
-        quality ladder (gecodec/ladder.py) a quality may add a refinement layer; ``target_bytes`` picks per image
-        the base and layer that decode closest within the budget. ``refine`` (0..15) adds a layer of that level
-        to the default base (or, on a model without a ladder, to the base at ``quality``).
+        quality ladder (gecodec/ladder.py) a quality may add a refinement layer, and ``target_bytes`` searches the
+        ladder's qualities. ``refine`` (0..15) adds a layer of that level to the default base (or, on a model
+        without a ladder, to the base at ``quality``): on the start picture when the model has a learned start.
         sources describe each image's picture: its size, where the face lies in it, and its greyness.
         """
         rate = self.rate_settings(bits, quality, target_bytes, mode, refine)
@@ -218,12 +213,7 @@ class Codec:
         framing = [source.header_fields(size) for source in (sources or [Source()] * len(images))]
         images = images.to(self.device, torch.float32)
         if rate["target_bytes"] is not None:
-            files = self._encode_entropy(images, framing, seed, hints, None, rate["target_bytes"])
-            if self.bundle.refine is None:
-                return files
-            candidates = [self._encode_entropy(images, framing, seed, hints, quality, None)
-                          for quality in SPLIT_QUALITIES]
-            return self._best_split(candidates, files, images.cpu(), rate["target_bytes"])
+            return self._encode_entropy(images, framing, seed, hints, None, rate["target_bytes"])
         if rate["quality"] is not None or refine is not None:
             rung = self.rung(rate["quality"], refine)
             files = self._encode_entropy(images, framing, seed, hints, rung.base_quality, None)
@@ -259,72 +249,107 @@ class Codec:
 
     def _encode_entropy(self, images: torch.Tensor, framing: list[dict[str, Any]], seed: int,
                         hints: dict[str, Any] | None, quality: int | None, target_bytes: int | None) -> list[bytes]:
-        """Entropy-coded files (version 3 with a transform model, else 2): each image at ``quality``, or at the
-        largest quality whose file fits ``target_bytes``."""
+        """Entropy-coded files (version 3 with a transform model, else 2): each image's base at ``quality``, or the
+        file of the largest quality that fits ``target_bytes`` (on a model with a quality ladder, the ladder's)."""
         with torch.no_grad():
             values = self.encoder(images).cpu()
         transform = self.bundle.transform is not None
         model_id = self.bundle.transform_id if transform else self.bundle.model_id
         files = []
-        for row, fields_of_source in zip(values, framing):
+        for row, image, fields_of_source in zip(values, images.cpu(), framing):
             header = Header(model_id=model_id, quality=0, seed=seed, hints=dict(hints or {}), transform=transform,
                             **fields_of_source)
-            file_at = partial(self._entropy_file, row, header)
-            files.append(file_at(quality) if target_bytes is None else largest_fitting(file_at, target_bytes))
+            base_at = partial(self._entropy_file, row, header)
+            if target_bytes is None:
+                files.append(base_at(quality))
+            elif self.bundle.ladder is None:
+                files.append(largest_fitting(base_at, target_bytes))
+            else:  # first settle whether a layer fits at all: bases alone cost no layer's networks
+                last_alone = max(q for q, rung in enumerate(self.bundle.ladder) if rung.level is None)
+                files.append(largest_fitting(self._ladder_files(base_at, image), target_bytes, last_alone))
         return files
+
+    def _ladder_files(self, base_at: Callable[[int], bytes], image: torch.Tensor) -> Callable[[int], bytes]:
+        """quality -> the file of the ladder's rung for one image (3, S, S), given its base file at a base quality;
+        bases and the pictures their layers refine are made once each, as the quality search revisits them."""
+        base_file = cache(base_at)
+
+        @cache
+        def pictures(base_quality: int, on_start: bool) -> torch.Tensor:
+            return self.layer_bases([base_file(base_quality)], on_start)
+
+        @cache
+        def centred(base_quality: int, on_start: bool) -> torch.Tensor:
+            return self.bundle.refine_learned.centred(image[None], pictures(base_quality, on_start))
+
+        def file_at(quality: int) -> bytes:
+            rung = self.bundle.ladder[quality]
+            base = base_file(rung.base_quality)
+            if rung.level is None:
+                return base
+            if rung.kind == "learned":
+                layers = self.bundle.refine_learned.code_centred(centred(rung.base_quality, rung.on_start), rung.level)
+            else:
+                layers = self._layers(image[None], pictures(rung.base_quality, rung.on_start), rung.level, rung.kind)
+            return self._with_layer_bytes([base], layers, rung.level, rung.kind, rung.on_start)[0]
+
+        return file_at
 
     def _with_layers(self, bases: list[bytes], images: torch.Tensor, rung: Rung) -> list[bytes]:
         """Each base file with the rung's refinement layer."""
-        return self.layered(bases, images, self.base_decodes(bases), rung.level, rung.kind)[0]
-
-    def _best_split(self, candidates: list[list[bytes]], alone: list[bytes], images: torch.Tensor,
-                    target_bytes: int) -> list[bytes]:
-        """Per image, the file within target_bytes that decodes closest to it: a base of one of the candidate
-        qualities with the finest layer of each kind that fits, or ``alone`` (the base at the largest quality
-        that fits). The encoder knows each file's decode exactly, so it compares them directly."""
-        if all(len(base) + SMALLEST_LAYER > target_bytes for bases in candidates for base in bases):
-            return alone  # no layer fits: nothing to decode
-        decoded = self.decode_parsed([self.parse(data) for data in alone]).cpu()
-        best = [(float(((x_hat - image) ** 2).mean()), data) for x_hat, image, data in zip(decoded, images, alone)]
-        for bases in candidates:
-            if all(len(base) + SMALLEST_LAYER > target_bytes for base in bases):
-                continue  # no layer fits on these bases: skip their decode
-            pixels = self.base_decodes(bases)
-            for kind, levels in self.bundle.layer_levels.items():
-                trying = list(range(len(bases)))  # the images whose last level fitted: finer layers are larger
-                for level in levels:
-                    files, decoded = self.layered([bases[i] for i in trying], images[trying], pixels[trying], level, kind)
-                    fitted = []
-                    for i, data, x_hat in zip(trying, files, decoded):
-                        if len(data) <= target_bytes:
-                            fitted.append(i)
-                            error = float(((x_hat - images[i]) ** 2).mean())
-                            best[i] = min(best[i], (error, data), key=lambda pair: pair[0])
-                    trying = fitted
-                    if not trying:
-                        break
-        return [data for _, data in best]
+        pixels = self.layer_bases(bases, rung.on_start)
+        return self._with_layer_bytes(bases, self._layers(images, pixels, rung.level, rung.kind), rung.level,
+                                      rung.kind, rung.on_start)
 
     def base_decodes(self, bases: list[bytes]) -> torch.Tensor:
         """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU."""
         return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
 
-    def layered(self, bases: list[bytes], images: torch.Tensor, pixels: torch.Tensor, level: int, kind: str = "dct"
-                ) -> tuple[list[bytes], torch.Tensor]:
+    def start_pictures(self, values: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """G(z0) for the learned start z0 of each row of dequantized measurements (B, m): the picture that layers on
+        the start refine, in [-1, 1] on the CPU. It takes no search: one pass of the initialiser and of G."""
+        if not self.bundle.has_learned_start:
+            raise OptionError(f"model {self.bundle.name} has no learned start to refine")
+        pictures = []
+        with torch.no_grad():
+            for chunk in values.split(batch_size):
+                pictures.append(self.generator(self.solver.start(chunk.to(self.device))).float().cpu().clamp(-1, 1))
+        return torch.cat(pictures)
+
+    def layer_bases(self, bases: list[bytes], on_start: bool) -> torch.Tensor:
+        """What a decoder adds a layer to, as 8-bit pixels on the CPU: the base files' start pictures
+        (``on_start``), else their decodes."""
+        if not on_start:
+            return self.base_decodes(bases)
+        values = torch.stack([self.parse(data).values for data in bases])
+        return pixels_to_tensor(tensor_to_pixels(self.start_pictures(values)))
+
+    def layered(self, bases: list[bytes], images: torch.Tensor, pixels: torch.Tensor, level: int, kind: str = "dct",
+                on_start: bool = False) -> tuple[list[bytes], torch.Tensor]:
         """The base files with a refinement layer of ``kind`` at ``level`` coding (B, 3, S, S) ``images`` past
-        their decodes ``pixels`` (base_decodes), and what a receiver decodes from them: the encoder knows it
-        exactly."""
+        ``pixels`` (layer_bases: their decodes, or with ``on_start`` their start pictures), and what a receiver
+        decodes from them: the encoder knows it exactly."""
+        layers = self._layers(images, pixels, level, kind)
+        decoded = torch.stack([self.refined(base, layer, level, kind) for base, layer in zip(pixels, layers)])
+        return self._with_layer_bytes(bases, layers, level, kind, on_start), decoded
+
+    def _layers(self, images: torch.Tensor, pixels: torch.Tensor, level: int, kind: str) -> list[bytes]:
+        """The layer bytes of ``kind`` at ``level`` that code (B, 3, S, S) images past pixels."""
         model = self._layer_model(kind, level, OptionError)
         if kind == "dct":
-            layers = [model.code((image - base).numpy(), level) for image, base in zip(images, pixels)]
-        else:
-            layers = model.code(images, pixels, level)
+            return [model.code((image - base).numpy(), level) for image, base in zip(images, pixels)]
+        return model.code(images, pixels, level)
+
+    def _with_layer_bytes(self, bases: list[bytes], layers: list[bytes], level: int, kind: str, on_start: bool
+                          ) -> list[bytes]:
+        """Each base file with its layer's bytes appended and named in its header."""
+        check = self._layer_model(kind, level, OptionError).check_for(level)
         files = []
         for base, layer in zip(bases, layers):
             header, payload = container.read(base)
-            named = Layer(level, len(payload), model.check_for(level), kind, container.base_check(header, payload))
+            named = Layer(level, len(payload), check, kind, container.base_check(header, payload), on_start)
             files.append(container.write(replace(header, layer=named), payload + layer))
-        return files, torch.stack([self.refined(base, layer, level, kind) for base, layer in zip(pixels, layers)])
+        return files
 
     def _layer_model(self, kind: str, level: int, error: type[GecError]) -> RefinementModel | LearnedRefinement:
         """The bundle's refinement model of ``kind``; ``error`` unless it has one with ``level``."""
@@ -406,8 +431,11 @@ class Codec:
 
     def _split_layer(self, header: Header, payload: bytes) -> tuple[bytes, bytes]:
         """A refined file's payload -> (base payload, refinement layer), once its tables are known to be here."""
-        level, base_bytes, check, kind, base_check = header.layer
+        level, base_bytes, check, kind, base_check, on_start = header.layer
         model = self._layer_model(kind, level, FormatError)
+        if on_start and not self.bundle.has_learned_start:
+            raise FormatError(f"the file's refinement layer refines the start picture, and model {self.bundle.model_hex} "
+                              "has no learned start")
         if model.check_for(level) != check:
             raise FormatError(f"the file's {kind} refinement layer has check code {check:04x}, and model "
                               f"{self.bundle.model_hex}'s has {model.check_for(level):04x}")
@@ -418,8 +446,11 @@ class Codec:
             raise FormatError("the refinement layer was made for another base layer (its base check differs)")
         return payload[:base_bytes], payload[base_bytes:]
 
-    def search_steps(self, parsed: ParsedFile, **overrides: Any) -> int:
-        """How many search steps (the solver's, then Adam's) decoding this file takes, for progress bars."""
+    def search_steps(self, parsed: ParsedFile, base_only: bool = False, **overrides: Any) -> int:
+        """How many search steps (the solver's, then Adam's) decoding this file takes, for progress bars: none
+        for a layer on the start picture."""
+        if _on_start(parsed) and not base_only:
+            return 0
         options = search_options(parsed.header, self.bundle.decode, **overrides)
         solver_steps = self.solver.config.steps if self.solver is not None and parsed.header.mode == "ge" else 0
         return solver_steps + options.iters
@@ -441,13 +472,19 @@ class Codec:
 
     def decode_parsed(self, parsed: Sequence[ParsedFile], batch_size: int = 64, progress: Progress | None = None,
                       base_only: bool = False, **overrides: Any) -> torch.Tensor:
-        """decode_batch for files already read with parse(); base_only leaves refinement layers out."""
+        """decode_batch for files already read with parse(); base_only leaves refinement layers out. A file whose
+        layer refines the start picture needs no search."""
+        out = torch.empty(len(parsed), 3, self.image_size, self.image_size)
+        on_start = [i for i, item in enumerate(parsed) if _on_start(item) and not base_only]
+        if on_start:
+            out[on_start] = self.start_pictures(torch.stack([parsed[i].values for i in on_start]), batch_size)
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, item in enumerate(parsed):
+            if _on_start(item) and not base_only:
+                continue
             h = item.header
             operator_key = ("cs", h.count, h.seed) if h.mode == "cs" else ("ge",)
             groups[(operator_key, search_options(h, self.bundle.decode, **overrides))].append(i)
-        out = torch.empty(len(parsed), 3, self.image_size, self.image_size)
         keys = list(groups)
         for index, ((operator_key, options), members) in enumerate(groups.items()):
             if index % MATRICES_AT_ONCE == 0:  # the next groups' cs matrices, drawn together
@@ -496,12 +533,21 @@ def decoded_image(x: torch.Tensor, header: Header, size: int | None = None, phot
     return frame_decoded(tensor_to_image(x, grayscale=header.grayscale), header, size, photo)
 
 
-def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int) -> bytes:
-    """The file of the largest quality that fits in ``target_bytes``, by bisection: sizes grow with quality."""
-    smallest = file_at(0)
-    if len(smallest) > target_bytes:
-        raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(smallest)}")
-    fits, too_big = (0, smallest), QUALITIES  # the largest quality known to fit, with its file; the smallest not
+def _on_start(parsed: ParsedFile) -> bool:
+    """Whether a file's layer refines the start picture."""
+    return bool(parsed.layer) and parsed.header.layer.on_start
+
+
+def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int, first_probe: int = 0) -> bytes:
+    """The file of the largest quality that fits in ``target_bytes``, by bisection from ``first_probe``: sizes
+    grow with quality (on a quality ladder, for most faces; elsewhere it finds a quality that fits and whose next
+    does not)."""
+    too_big, data = QUALITIES, file_at(first_probe)  # the smallest quality known not to fit
+    if len(data) > target_bytes:
+        too_big, data = first_probe, file_at(0) if first_probe else data
+        if len(data) > target_bytes:
+            raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(data)}")
+    fits = (first_probe if too_big > first_probe else 0, data)  # the largest quality known to fit, with its file
     while too_big - fits[0] > 1:
         middle = (fits[0] + too_big) // 2
         data = file_at(middle)

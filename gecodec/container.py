@@ -40,10 +40,13 @@ PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
 KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP = 1, 2, 3, 4, 5, 6, 7, 8
-KEY_LAYER, KEY_LEARNED_LAYER = 9, 10
-LAYER_KEYS = {"dct": KEY_LAYER, "learned": KEY_LEARNED_LAYER}  # a refinement layer's kind -> its key
+KEY_LAYER, KEY_LEARNED_LAYER, KEY_START_LAYER, KEY_START_LEARNED_LAYER = 9, 10, 11, 12
+# A refinement layer's (kind, whether it refines the start picture) -> its key
+LAYER_KEYS = {("dct", False): KEY_LAYER, ("learned", False): KEY_LEARNED_LAYER,
+              ("dct", True): KEY_START_LAYER, ("learned", True): KEY_START_LEARNED_LAYER}
+LAYER_KINDS = ("dct", "learned")
 # Version 2 codes ge mode only; its seed lives in the extras.
-V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, KEY_LAYER, KEY_LEARNED_LAYER)
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, *LAYER_KEYS.values())
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
@@ -57,8 +60,9 @@ class Layer(NamedTuple):
     level: int
     base_bytes: int  # the base payload's length: the layer is the rest
     check: int  # the check code of the refinement model it needs
-    kind: str = "dct"  # "dct" (key 9: gecodec/refine.py) or "learned" (key 10: gecodec/learned_layer.py)
+    kind: str = "dct"  # "dct" (keys 9 and 11: gecodec/refine.py) or "learned" (10 and 12: gecodec/learned_layer.py)
     base_check: int | None = None  # base_check() of the base it refines (None in DCT layers made before it)
+    on_start: bool = False  # it refines the start picture G(z0), not the search's decode (keys 11 and 12)
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,8 @@ def _extras(header: Header) -> dict[int, Any]:
         extras[KEY_CROP] = list(header.crop)
     if header.layer is not None:
         layer = header.layer
-        extras[LAYER_KEYS[layer.kind]] = list(layer[:3]) + ([layer.base_check] if layer.base_check is not None else [])
+        extras[LAYER_KEYS[layer.kind, layer.on_start]] = list(layer[:3]) + (
+            [layer.base_check] if layer.base_check is not None else [])
     return extras
 
 
@@ -278,7 +283,7 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
     if not isinstance(mode_index, int) or not 0 <= mode_index < len(MODES):
         raise FormatError(f"unknown mode {mode_index!r}")
     size, value_range, crop = extras.get(KEY_SIZE), extras.get(KEY_RANGE), extras.get(KEY_CROP)
-    layers = [(kind, extras[key]) for kind, key in LAYER_KEYS.items() if key in extras]
+    layers = [(*kind_on_start, extras[key]) for kind_on_start, key in LAYER_KEYS.items() if key in extras]
     if len(layers) > 1:
         raise FormatError("invalid header: a file holds one refinement layer, and this one names two")
     try:
@@ -299,12 +304,12 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
     return header
 
 
-def _layer(kind: str, fields: Any) -> Layer:
-    # A learned layer always names its base; DCT layers from before base checks existed do not.
-    lengths = (4,) if kind == "learned" else (3, 4)
+def _layer(kind: str, on_start: bool, fields: Any) -> Layer:
+    # Learned and start layers always name their base; DCT layers from before base checks existed do not.
+    lengths = (4,) if kind == "learned" or on_start else (3, 4)
     if not (isinstance(fields, list) and len(fields) in lengths):
         raise ValueError(f"refinement layer {fields!r} is not [level, base bytes, check code, base check]")
-    return Layer(*fields[:3], kind, *fields[3:])
+    return Layer(*fields[:3], kind, fields[3] if len(fields) > 3 else None, on_start)
 
 
 def base_check(header: Header, base_payload: bytes) -> int:
@@ -359,7 +364,9 @@ def _validate(header: Header) -> None:
     if header.crop is not None:
         _validate_crop(header.crop, header.original_size)
     if header.layer is not None and not (
-        header.quality is not None and isinstance(header.layer, Layer) and header.layer.kind in LAYER_KEYS
+        header.quality is not None and isinstance(header.layer, Layer)
+        and (header.layer.kind, header.layer.on_start) in LAYER_KEYS
+        and (header.layer.base_check is not None or not header.layer.on_start)
         and _is_int_in(header.layer.level, -MAX_LAYER_LEVEL if header.layer.kind == "learned" else 0, MAX_LAYER_LEVEL)
         and _is_uint(header.layer.base_bytes, MAX_PAYLOAD_SIZE)
         and header.layer.base_bytes > 0 and _is_uint(header.layer.check, 1 << 16)

@@ -2,11 +2,11 @@
 
 A plain entropy-coded model's quality is its base quality, the measurement quantizer's step (gecodec/entropy.py).
 Past the generator's floor a finer step buys almost nothing, so a model with refinement tables
-(gecodec/refine.py) carries a ladder instead: quality Q names rung Q, a base quality and a refinement layer (its
-kind, DCT or learned (gecodec/learned_layer.py), and level) or none, picked on training faces so that bytes and
-PSNR rise at every step (gecodec.train.quality_ladder). A file's header holds the base quality and the layer, so
-decoders never need the ladder. (The refinement tables' own "rungs", in gecodec/refine.py, are another ladder:
-of probability tables.)
+(gecodec/refine.py) carries a ladder instead: quality Q names rung Q, a base quality and a refinement layer
+(its kind, DCT or learned (gecodec/learned_layer.py), its level, and whether it refines the start picture) or
+none, picked on training faces so that bytes and PSNR rise at every step (gecodec.train.quality_ladder). A file's
+header holds the base quality and the layer, so decoders never need the ladder. (The refinement tables' own
+"rungs", in gecodec/refine.py, are another ladder: of probability tables.)
 """
 
 from __future__ import annotations
@@ -22,10 +22,20 @@ class Rung:
     base_quality: int
     level: int | None = None  # the refinement layer's level; None: the base alone
     kind: str = "dct"  # the layer's (container.Layer.kind)
+    on_start: bool = False  # the layer refines the start picture (container.Layer.on_start)
 
     def to_list(self) -> list[int | str | None]:
-        """[base quality, level or null], and the kind after them when it is not "dct"."""
+        """[base quality, level or null], then the kind when it is not "dct" or the layer is on the start picture,
+        then "start" when it is."""
+        if self.on_start:
+            return [self.base_quality, self.level, self.kind, "start"]
         return [self.base_quality, self.level] + ([self.kind] if self.kind != "dct" else [])
+
+
+# What may follow a rung's [base quality, level]: nothing (a DCT layer), or its kind, and "start" for a layer on
+# the start picture -> (kind, on_start).
+LAYER_TAILS = {(): ("dct", False), ("learned",): ("learned", False),
+               ("dct", "start"): ("dct", True), ("learned", "start"): ("learned", True)}
 
 
 def ladder_from_config(rows: object) -> tuple[Rung, ...]:
@@ -34,13 +44,16 @@ def ladder_from_config(rows: object) -> tuple[Rung, ...]:
         raise ValueError(f"the quality ladder must list {QUALITIES} rungs")
     rungs = []
     for row in rows:
-        if not (isinstance(row, list) and len(row) in (2, 3) and _integer_in(row[0], 0, QUALITIES - 1)
-                and row[2:] in ([], ["learned"]) and not (row[1] is None and row[2:])
-                and (row[1] is None or _integer_in(row[1], -MAX_LAYER_LEVEL if row[2:] else 0, MAX_LAYER_LEVEL))):
+        tail = tuple(row[2:]) if isinstance(row, list) and all(isinstance(v, str) for v in row[2:]) else None
+        if not (isinstance(row, list) and len(row) >= 2 and _integer_in(row[0], 0, QUALITIES - 1)
+                and tail in LAYER_TAILS and not (row[1] is None and tail)
+                and (row[1] is None or _integer_in(row[1], -MAX_LAYER_LEVEL if "learned" in tail else 0,
+                                                   MAX_LAYER_LEVEL))):
             raise ValueError(f"quality ladder rung {row!r} is not [base quality 0..{QUALITIES - 1}, "
                              f"refinement level 0..{MAX_LAYER_LEVEL} (-{MAX_LAYER_LEVEL}..{MAX_LAYER_LEVEL} for a "
-                             f"learned layer) or null, and \"learned\" for a learned layer]")
-        rungs.append(Rung(*row))
+                             f"learned layer) or null], then \"learned\" for a learned layer, or the kind and "
+                             f"\"start\" for a layer on the start picture")
+        rungs.append(Rung(row[0], row[1], *LAYER_TAILS[tail]))
     return tuple(rungs)
 
 

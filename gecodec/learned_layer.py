@@ -87,7 +87,19 @@ class LearnedRefinement:
 
     def code(self, images: torch.Tensor, pixels: torch.Tensor, level: int) -> list[bytes]:
         """(B, 3, S, S) faces and their base decodes as 8-bit pixels, in [-1, 1] -> each face's layer bytes."""
-        return [self.encode(k, level) for k in latent_integers(self.network, images, pixels, level).numpy()]
+        return self.code_centred(self.centred(images, pixels), level)
+
+    def centred(self, images: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """code's first half, the same at every level: the network's latent before a level's gain. A quality
+        search analyses each base once and codes it at several levels (code_centred)."""
+        with torch.no_grad():
+            return self.network.centred(images, self.network.conditioning(pixels, 0.0))
+
+    def code_centred(self, centred: torch.Tensor, level: int) -> list[bytes]:
+        """The layer bytes of each face at ``level``, from its centred latent."""
+        with torch.no_grad():
+            integers = (centred * self.network.gain(level / SUBLEVELS)).round().clamp(-RADIUS, RADIUS)
+        return [self.encode(k, level) for k in integers.to(torch.int64).numpy()]
 
     def encode(self, integers: np.ndarray, level: int) -> bytes:
         coder = constriction.stream.stack.AnsCoder()

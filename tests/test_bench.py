@@ -226,5 +226,7 @@ def test_the_learned_layer_bench_codes_under_the_predicted_gaussians_and_measure
     rows = result["learned"]
     assert [row["level"] for row in rows] == [-3, -2, -1, 0, 1, 2, 3]  # three coarse, two trained rates, two between
     assert all(row["bytes"] > result["base_bytes"] and row["gaussian_prior_bytes"] > result["base_bytes"] for row in rows)
+    assert all(row["on_start_bytes"] > result["base_bytes"] and row["on_start_psnr"] > 0 for row in rows)
+    assert result["start_picture_psnr"] > 0
     k = torch.randint(-40, 41, (32, 8, 8), generator=torch.Generator().manual_seed(0))
     assert len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 0.11))) > len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 20.0)))

@@ -33,7 +33,8 @@ def set_bundle(set_name: str, file_name: str) -> Bundle:
 def test_every_golden_set_has_files_and_the_bundle_it_was_made_with():
     assert {"expected.json", "expected-joint.json", "expected-default-v2.json", "expected-entropy.json",
             "expected-default-v3.json", "expected-crop.json", "expected-refine.json", "expected-learned.json",
-            "expected-transform.json", "expected-default-v3-transform.json", "expected-default-v3-coarse.json"} <= set(SETS)
+            "expected-transform.json", "expected-default-v3-transform.json", "expected-default-v3-coarse.json",
+            "expected-default-v3-start.json"} <= set(SETS)
     for set_name, spec in SETS.items():
         assert spec["files"]
         bundle = set_bundle(set_name, next(iter(spec["files"])))

@@ -121,13 +121,21 @@ def test_too_few_rising_candidates_are_refused():
         pick_ladder(synthetic_points(), Rung(60), margin_db=1.0)
 
 
-def test_candidates_are_measured_as_a_receiver_decodes_them():
+@pytest.mark.parametrize("on_start", [False, True])
+def test_candidates_are_measured_as_a_receiver_decodes_them(on_start):
     plain = Codec(with_ladder(None), "cpu")
     faces = images(2, 3)
-    points = measure_rungs(plain, faces, candidates(plain.bundle.layer_levels, max_base_quality=1))
-    assert [(p["base_quality"], p["level"]) for p in points[:3]] == [(0, None), (0, 0), (0, 1)]
-    assert len(points) == 17 + 1  # base quality 1 is not one of LAYERED_BASES: alone only
-    alone, finest = points[0], points[16]
+    wanted = candidates(plain.bundle.layer_levels, on_start, max_base_quality=35 if on_start else 1)
+    layered_bases = {rung.base_quality for rung in wanted if rung.level is not None}
+    assert layered_bases == ({35} if on_start else {0}) and all(r.on_start == on_start for r in wanted if r.level)
+    points = measure_rungs(plain, faces, [rung for rung in wanted if rung.base_quality in (0, 1, 35)])
+    first = 35 if on_start else 0
+    assert [(p["base_quality"], p["level"]) for p in points if p["base_quality"] == first][:3] == \
+        [(first, None), (first, 0), (first, 1)]
+    alone, finest = (next(p for p in points if p["base_quality"] == first and p["level"] == level) for level in (None, 15))
     assert finest["bytes"] > alone["bytes"] and finest["psnr"] > alone["psnr"] + 1
-    decoded = plain.decode_batch(plain.encode_batch(faces, quality=0, refine=15))
-    assert finest["psnr"] == pytest.approx(float(psnr_8bit(decoded, faces).mean()))
+    refined = plain.encode_batch(faces, quality=first, refine=15)  # a layer on the start picture: this model has one
+    if not on_start:
+        bases = plain.encode_batch(faces, quality=first)
+        refined = plain.layered(bases, faces, plain.layer_bases(bases, False), 15, "dct")[0]
+    assert finest["psnr"] == pytest.approx(float(psnr_8bit(plain.decode_batch(refined), faces).mean()))

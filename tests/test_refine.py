@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -85,7 +87,7 @@ def test_a_refined_file_decodes_past_its_base_and_the_base_alone_still_decodes(c
     header, payload = container.read(refined[0])
     base_header, base_payload = container.read(base[0])
     assert header.layer == container.Layer(6, len(base_payload), codec.bundle.refine.check_code, "dct",
-                                           container.base_check(base_header, base_payload))
+                                           container.base_check(base_header, base_payload), on_start=True)
     assert payload.startswith(container.read(base[0])[1])  # the base layer is the base file's payload
     full, alone, base_decoded = (codec.decode_batch(refined), codec.decode_batch(refined, base_only=True),
                                  codec.decode_batch(base))
@@ -95,22 +97,24 @@ def test_a_refined_file_decodes_past_its_base_and_the_base_alone_still_decodes(c
     assert float(psnr_8bit(finer, faces).mean()) > float(psnr_8bit(full, faces).mean())
 
 
-def test_target_bytes_spans_the_layers_and_picks_the_closest_file(codec, faces):
-    from dataclasses import replace
-
+def test_target_bytes_takes_the_largest_ladder_quality_that_fits(codec, faces):
     from gecodec import container
-    from gecodec.codec import Codec
+    from gecodec.ladder import Rung
 
-    base_only = Codec(replace(codec.bundle, refine=None), "cpu")
+    errors = []
     for target in (60, 100, 300, 700):
         files = codec.encode_batch(faces, target_bytes=target)
-        assert all(len(f) <= target for f in files)
-        layered = [container.read(f)[0].layer is not None for f in files]
-        assert not any(layered) if target == 60 else all(layered) if target >= 300 else True
-        error = ((codec.decode_batch(files) - faces) ** 2).mean(dim=(1, 2, 3))
-        alone = ((base_only.decode_batch(base_only.encode_batch(faces, target_bytes=target)) - faces) ** 2).mean(
-            dim=(1, 2, 3))
-        assert bool((error <= alone + 1e-6).all())
+        for face, data in zip(faces, files):
+            header = container.read(data)[0]
+            layer = header.layer
+            assert (layer is None) if target == 60 else (layer is not None) if target >= 300 else True
+            rung = Rung(header.quality) if layer is None else Rung(header.quality, layer.level, layer.kind,
+                                                                    layer.on_start)
+            quality = codec.bundle.ladder.index(rung)
+            assert len(data) <= target and data == codec.encode_batch(face[None], quality=quality)[0]
+            assert quality == 100 or len(codec.encode_batch(face[None], quality=quality + 1)[0]) > target
+        errors.append(float(((codec.decode_batch(files) - faces) ** 2).mean()))
+    assert errors == sorted(errors, reverse=True)
     with pytest.raises(OptionError, match="not both"):
         codec.encode_batch(faces, target_bytes=300, refine=3)
     with pytest.raises(OptionError, match="entropy-coded base"):
@@ -144,7 +148,9 @@ def test_the_command_line_adds_shows_and_leaves_out_a_layer(tmp_path):
     run = CliRunner().invoke
     assert run(main, ["encode", str(tmp_path / "face.png"), "--refine", "3", "--no-check"]).exit_code == 0
     info = run(main, ["info", str(tmp_path / "face.gec")])
-    assert "refinement level 3" in info.output
+    assert "refinement level 3" in info.output and "on the start picture" in info.output
+    as_json = json.loads(run(main, ["info", "--json", str(tmp_path / "face.gec")]).output)
+    assert as_json["layers"][1]["refines"] == "start picture"
     full, base = tmp_path / "full.png", tmp_path / "base.png"
     assert run(main, ["decode", str(tmp_path / "face.gec"), "-o", str(full), "-q"]).exit_code == 0
     assert run(main, ["decode", str(tmp_path / "face.gec"), "-o", str(base), "-q", "--base-only"]).exit_code == 0

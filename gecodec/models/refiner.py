@@ -77,15 +77,23 @@ class ConditionalRefiner(nn.Module):
         f2 = self.base2(f1)
         f3 = self.base3(f2)
         mean, log_spread = self.prior(f3).chunk(2, dim=1)
+        gain = self.gain(rate)
+        return Conditioning(base, (f1, f2, f3), mean, gain, (log_spread.exp() * gain).clamp_min(SMALLEST_SPREAD))
+
+    def gain(self, rate: float) -> torch.Tensor:
+        """The (1, latent, 1, 1) gains at ``rate`` (conditioning)."""
         lower = 0 if rate < 0 else min(int(rate), self.config.levels - 1)
         upper = min(lower + 1, self.config.levels - 1)
         fraction = rate - lower
-        gain = ((1 - fraction) * self.log_gains[lower] + fraction * self.log_gains[upper]).exp()[None, :, None, None]
-        return Conditioning(base, (f1, f2, f3), mean, gain, (log_spread.exp() * gain).clamp_min(SMALLEST_SPREAD))
+        return ((1 - fraction) * self.log_gains[lower] + fraction * self.log_gains[upper]).exp()[None, :, None, None]
+
+    def centred(self, x: torch.Tensor, given: Conditioning) -> torch.Tensor:
+        """The analysis of (x, x_base) less the mean: the latent before a rate's gain, the same at every rate."""
+        return self.analysis(torch.cat([x, given.base], 1)) - given.mean
 
     def latent(self, x: torch.Tensor, given: Conditioning) -> torch.Tensor:
         """The analysis of (x, x_base), in quantizer steps: rounding it gives the integers a file codes."""
-        return (self.analysis(torch.cat([x, given.base], 1)) - given.mean) * given.gain
+        return self.centred(x, given) * given.gain
 
     def refine(self, integers: torch.Tensor, given: Conditioning) -> torch.Tensor:
         """The decoder: the latent's integers -> x_base plus the residual they and x_base's features draw."""

@@ -5,7 +5,9 @@
 
 Every base quality from 0 to MAX_BASE_QUALITY alone, and those of LAYERED_BASES under each level of each
 refinement layer the bundle has (DCT, learned), is coded and decoded as a receiver would on LADDER_IMAGES training
-faces (past the REFINE_IMAGES that the refinement tables were fitted on).
+faces (past the REFINE_IMAGES that the refinement tables were fitted on). On a model with a learned start the
+layers refine the start picture (formats/gec.md): within about 0.1 dB of a layer on the search's decode, and
+neither side searches, so every quality encodes in milliseconds.
 The candidates that beat every smaller one by MARGIN_DB of mean PSNR form a chain, which holds the default
 quality's base alone; quality 0 is the chain's point nearest LOWEST_BYTES, quality 100 its largest, and the
 qualities in between follow the chain as evenly in log-bytes as they can, one point each, so that bytes and PSNR
@@ -36,17 +38,24 @@ MAX_BASE_QUALITY = 70  # finer bases gain under 0.1 dB (the generator's floor): 
 # The base qualities that layers go on: every 5th (4 times less to measure than all), and every one from 35 to 45,
 # where the rising chain's layered rungs sit (bases 35 to 55 when every 5th is measured), so that it holds enough.
 LAYERED_BASES = frozenset({*range(0, MAX_BASE_QUALITY + 1, 5), *range(35, 46)})
+# Layers on the start picture go on two bases only, so that --target-bytes makes at most two start pictures and
+# analyses (about 3.5 ms each on a 2-core CPU); on training faces the ladder loses under 0.1 dB to one with every
+# base of LAYERED_BASES.
+START_LAYERED_BASES = frozenset({35, 50})
 LOWEST_BYTES = 22  # about where quality 0 lies (20 dB): smaller files hardly hold a face
-MARGIN_DB = 0.02  # each rung's mean PSNR beats the one below by at least this, on the faces measured
+MARGIN_DB = 0.01  # each rung's mean PSNR beats the one below by at least this, on the faces measured
 
 
-def candidates(layer_levels: dict[str, range], max_base_quality: int = MAX_BASE_QUALITY) -> list[Rung]:
+def candidates(layer_levels: dict[str, range], on_start: bool, max_base_quality: int = MAX_BASE_QUALITY
+               ) -> list[Rung]:
     """Every base quality up to max_base_quality alone, and those of LAYERED_BASES under each level of each layer
-    kind (Bundle.layer_levels)."""
+    kind (Bundle.layer_levels), or with ``on_start`` those of START_LAYERED_BASES with layers on the start
+    picture."""
     layers = [(level, kind) for kind, levels in layer_levels.items() for level in levels]
+    layered_bases = START_LAYERED_BASES if on_start else LAYERED_BASES
     return [rung for quality in range(max_base_quality + 1)
-            for rung in (Rung(quality), *(Rung(quality, level, kind) for level, kind in layers
-                                          if quality in LAYERED_BASES))]
+            for rung in (Rung(quality), *(Rung(quality, level, kind, on_start) for level, kind in layers
+                                          if quality in layered_bases))]
 
 
 def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[dict]:
@@ -58,21 +67,24 @@ def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[
     measured = {}
     for quality, on_base in tqdm(rungs_of.items(), desc="base qualities", unit="quality"):
         bases = codec.encode_batch(faces, quality=quality)
-        pixels = codec.base_decodes(bases)
+        layer_bases = {on_start: codec.layer_bases(bases, on_start) for on_start in {r.on_start for r in on_base}}
         for rung in on_base:
-            files, decoded = (bases, pixels) if rung.level is None else \
-                codec.layered(bases, faces, pixels, rung.level, rung.kind)
+            if rung.level is None:
+                files, decoded = bases, codec.base_decodes(bases)
+            else:
+                files, decoded = codec.layered(bases, faces, layer_bases[rung.on_start], rung.level, rung.kind,
+                                               rung.on_start)
             measured[rung] = _point(rung, files, decoded, faces)
     return [measured[rung] for rung in rungs]
 
 
 def _point(rung: Rung, files: list[bytes], decoded: torch.Tensor, faces: torch.Tensor) -> dict:
-    return {"base_quality": rung.base_quality, "level": rung.level, "kind": rung.kind,
+    return {"base_quality": rung.base_quality, "level": rung.level, "kind": rung.kind, "on_start": rung.on_start,
             "bytes": float(np.mean([len(f) for f in files])), "psnr": float(psnr_8bit(decoded, faces).mean())}
 
 
 def _rung(point: dict) -> Rung:
-    return Rung(point["base_quality"], point["level"], point.get("kind", "dct"))
+    return Rung(point["base_quality"], point["level"], point.get("kind", "dct"), point.get("on_start", False))
 
 
 def rising_chain(points: list[dict], margin_db: float) -> list[dict]:
@@ -148,12 +160,14 @@ def store_ladder(path: Path, faces: torch.Tensor, measured: Path | None = None) 
         raise ValueError(f"{measured} holds measurements made with another base coder than {base}: name a new file")
     points = kept.get("points", [])
     known = {_rung(p) for p in points}
-    missing = [rung for rung in candidates(codec.bundle.layer_levels) if rung not in known]
+    wanted = candidates(codec.bundle.layer_levels, codec.bundle.has_learned_start)
+    missing = [rung for rung in wanted if rung not in known]
     if missing:
         points += measure_rungs(codec, faces, missing)
         if measured is not None:
             write_bytes_atomic(measured, json.dumps({"base": base, "points": points}).encode(), force=True)
-    rungs = pick_ladder(points, Rung(bundle.base_coder.default_quality))
+    wanted_set = set(wanted)
+    rungs = pick_ladder([p for p in points if _rung(p) in wanted_set], Rung(bundle.base_coder.default_quality))
     record = {"faces": len(faces), "margin_db": MARGIN_DB, "made_by": "python -m gecodec.train.quality_ladder",
               "rungs": [{"quality": q, **{k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()}}
                         for q, p in enumerate(rungs)]}
