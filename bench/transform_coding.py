@@ -12,7 +12,9 @@ faces, and the redundancy a Gaussian model of them holds (its total correlation,
 correlation matrix). From the curves: the Bjontegaard delta rate of version 3 against each (the mean change
 in bytes at equal PSNR, over the PSNR range both cover, from piecewise-linear log-bytes), and the bytes that
 version 3 (the base alone, and the ladder) needs for each fixed-length file's PSNR. Writes
-bench/results/rate/transform.json and prints Markdown tables.
+bench/results/rate/transform.json and prints Markdown tables. With --reuse, the coders' curves come from the
+existing output when it was made with the same transform id on as many faces (they do not depend on the ladder),
+and only the ladder's column is read anew: a minute instead of an hour.
 """
 
 from __future__ import annotations
@@ -87,6 +89,23 @@ def ladder_curve(path: Path, model_hex: str, faces: int) -> list[dict]:
     return [{"quality": row["quality"], "bytes": row["bytes"], "psnr": row["psnr"]} for row in measured["qualities"]]
 
 
+def measure_curves(with_transform: Codec, transform: Codec, per_measurement: Codec, faces: torch.Tensor
+                   ) -> dict[str, list[dict]]:
+    """The base alone at QUALITIES of each coder, and fixed-length files at BITS."""
+    curves: dict[str, list[dict]] = {"version 3 (transform)": [], "version 2 (per measurement)": [],
+                                     "version 1 (fixed-length)": []}
+    for quality in QUALITIES:
+        curves["version 3 (transform)"].append(
+            point(transform, faces, transform.encode_batch(faces, quality=quality), quality=quality))
+        curves["version 2 (per measurement)"].append(
+            point(per_measurement, faces, per_measurement.encode_batch(faces, quality=quality), quality=quality))
+        print(quality, curves["version 3 (transform)"][-1], curves["version 2 (per measurement)"][-1], flush=True)
+    for bits in BITS:
+        curves["version 1 (fixed-length)"].append(
+            point(with_transform, faces, with_transform.encode_batch(faces, bits=bits), bits=bits))
+    return curves
+
+
 def share(row: dict, key: str) -> str:
     return "-" if row[key] is None else f"{row[key]:.1f} ({row[key] / row['bytes']:.0%})"
 
@@ -97,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--model", default=None, help="bundle with an entropy and a transform model (default: shipped)")
     parser.add_argument("--out", type=Path, default=RESULTS / "transform.json")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take the coders' curves from --out when it holds this transform model's on --n faces")
     args = parser.parse_args(argv)
 
     bundle = load_model(args.model)
@@ -109,23 +130,20 @@ def main(argv: list[str] | None = None) -> None:
     per_measurement = Codec(dataclasses.replace(bundle, ladder=None, transform=None), "cpu")
     with torch.no_grad():
         measurements = torch.cat([bundle.encoder(faces[i : i + 64]) for i in range(0, len(faces), 64)])
-    curves: dict[str, list[dict]] = {"version 3 (transform)": [], "version 2 (per measurement)": [],
-                                     "version 1 (fixed-length)": [], "ladder (--quality)": []}
-    for quality in QUALITIES:
-        curves["version 3 (transform)"].append(
-            point(transform, faces, transform.encode_batch(faces, quality=quality), quality=quality))
-        curves["version 2 (per measurement)"].append(
-            point(per_measurement, faces, per_measurement.encode_batch(faces, quality=quality), quality=quality))
-        print(quality, curves["version 3 (transform)"][-1], curves["version 2 (per measurement)"][-1], flush=True)
-    for bits in BITS:
-        curves["version 1 (fixed-length)"].append(
-            point(with_transform, faces, with_transform.encode_batch(faces, bits=bits), bits=bits))
+    transform_id = f"{bundle.transform_id:08x}"
+    earlier = json.loads(args.out.read_text()) if args.reuse and args.out.exists() else {}
+    if earlier.get("transform_id") == transform_id and earlier.get("faces") == len(faces):
+        curves = earlier["curves"]
+    else:
+        if args.reuse:
+            print(f"{args.out} holds no curves of transform {transform_id} on {len(faces)} faces: measuring them")
+        curves = measure_curves(with_transform, transform, per_measurement, faces)
     curves["ladder (--quality)"] = ladder_curve(LADDERS / f"{bundle.name}.json", bundle.model_hex, len(faces))
     v3, ladder = curves["version 3 (transform)"], curves["ladder (--quality)"]
     fixed_twins = [{"bits": row["bits"], "bytes": row["bytes"], "psnr": row["psnr"],
                     "version_3_bytes": bytes_at(v3, row["psnr"]), "ladder_bytes": bytes_at(ladder, row["psnr"])}
                    for row in curves["version 1 (fixed-length)"]]
-    report = {"model": bundle.name, "model_id": bundle.model_hex, "transform_id": f"{bundle.transform_id:08x}",
+    report = {"model": bundle.name, "model_id": bundle.model_hex, "transform_id": transform_id,
               "faces": len(faces), "measurements": redundancy(measurements), "curves": curves,
               "delta_rate_v3_vs_v2": delta_rate(v3, curves["version 2 (per measurement)"]),
               "delta_rate_v3_vs_fixed": delta_rate(v3, curves["version 1 (fixed-length)"]),

@@ -230,3 +230,22 @@ def test_the_learned_layer_bench_codes_under_the_predicted_gaussians_and_measure
     assert result["start_picture_psnr"] > 0
     k = torch.randint(-40, 41, (32, 8, 8), generator=torch.Generator().manual_seed(0))
     assert len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 0.11))) > len(gaussian_layer_bytes(k, torch.full((32, 8, 8), 20.0)))
+
+
+def test_the_transform_bench_reuses_its_curves_only_for_the_same_transform_and_faces(tmp_path):
+    from bench.transform_coding import main as transform_main
+    from conftest import GOLDEN
+
+    (tmp_path / "val").mkdir()
+    faces = face_folder(tmp_path / "val", count=20)  # more than the tiny model's m = 16: a full-rank covariance
+    out = tmp_path / "transform.json"
+    args = ["--data", str(faces), "--model", str(GOLDEN / "tiny-transform-test.safetensors"), "--out", str(out)]
+    transform_main(args + ["--n", "20"])
+    measured = json.loads(out.read_text())
+    assert len(measured["curves"]["version 3 (transform)"]) == 11 and measured["faces"] == 20
+    measured["curves"]["version 3 (transform)"][0]["psnr"] = 99.0  # a mark that only a reused curve keeps
+    out.write_text(json.dumps(measured))
+    transform_main(args + ["--n", "20", "--reuse"])
+    assert json.loads(out.read_text())["curves"]["version 3 (transform)"][0]["psnr"] == 99.0
+    transform_main(args + ["--n", "18", "--reuse"])  # other faces: measured again
+    assert json.loads(out.read_text())["curves"]["version 3 (transform)"][0]["psnr"] != 99.0
