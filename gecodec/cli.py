@@ -205,8 +205,8 @@ def search_options_group(command: Callable) -> Callable:
                    "gec models) from about 22 to 1,500 bytes, with a refinement layer past about 75 bytes. "
                    "Default: the model's default quality.")
 @click.option("--target-bytes", type=click.IntRange(1), default=None,
-              help="The best file that fits in this many bytes: the largest quality whose file fits, a search "
-                   "of a few milliseconds.")
+              help="The best file that fits in this many bytes: the largest quality whose file fits (a search of "
+                   "milliseconds).")
 @click.option("--refine", type=click.IntRange(0, container.MAX_LAYER_LEVEL), default=None,
               help="Add a DCT refinement layer of this level, 0 (smallest) to 15 (best), on top of the default base "
                    "file: larger files (about 140 to 1,550 bytes), past what the generator can draw. --quality "

@@ -44,7 +44,6 @@ KEY_LAYER, KEY_LEARNED_LAYER, KEY_START_LAYER, KEY_START_LEARNED_LAYER = 9, 10, 
 # A refinement layer's (kind, whether it refines the start picture) -> its key
 LAYER_KEYS = {("dct", False): KEY_LAYER, ("learned", False): KEY_LEARNED_LAYER,
               ("dct", True): KEY_START_LAYER, ("learned", True): KEY_START_LEARNED_LAYER}
-LAYER_KINDS = ("dct", "learned")
 # Version 2 codes ge mode only; its seed lives in the extras.
 V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, *LAYER_KEYS.values())
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}

@@ -6,8 +6,8 @@
 Every base quality from 0 to MAX_BASE_QUALITY alone, and those of LAYERED_BASES under each level of each
 refinement layer the bundle has (DCT, learned), is coded and decoded as a receiver would on LADDER_IMAGES training
 faces (past the REFINE_IMAGES that the refinement tables were fitted on). On a model with a learned start the
-layers refine the start picture (formats/gec.md): within about 0.1 dB of a layer on the search's decode, and
-neither side searches, so every quality encodes in milliseconds.
+layers refine the start picture (formats/gec.md): 0.01 to 0.21 dB below a layer on the search's decode
+(bench.refine_learned), and neither side searches, so every quality encodes and decodes in milliseconds.
 The candidates that beat every smaller one by MARGIN_DB of mean PSNR form a chain, which holds the default
 quality's base alone; quality 0 is the chain's point nearest LOWEST_BYTES, quality 100 its largest, and the
 qualities in between follow the chain as evenly in log-bytes as they can, one point each, so that bytes and PSNR
@@ -39,8 +39,7 @@ MAX_BASE_QUALITY = 70  # finer bases gain under 0.1 dB (the generator's floor): 
 # where the rising chain's layered rungs sit (bases 35 to 55 when every 5th is measured), so that it holds enough.
 LAYERED_BASES = frozenset({*range(0, MAX_BASE_QUALITY + 1, 5), *range(35, 46)})
 # Layers on the start picture go on two bases only, so that --target-bytes makes at most two start pictures and
-# analyses (about 3.5 ms each on a 2-core CPU); on training faces the ladder loses under 0.1 dB to one with every
-# base of LAYERED_BASES.
+# analyses (each a pass of G and of the layer's networks); two give the ladder rungs enough between the levels.
 START_LAYERED_BASES = frozenset({35, 50})
 LOWEST_BYTES = 22  # about where quality 0 lies (20 dB): smaller files hardly hold a face
 MARGIN_DB = 0.01  # each rung's mean PSNR beats the one below by at least this, on the faces measured
