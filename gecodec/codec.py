@@ -256,6 +256,8 @@ class Codec:
         transform = self.bundle.transform is not None
         model_id = self.bundle.transform_id if transform else self.bundle.model_id
         files = []
+        if self.bundle.ladder is not None:  # the search first settles whether a layer fits: bases cost no networks
+            last_alone = max(q for q, rung in enumerate(self.bundle.ladder) if rung.level is None)
         for row, image, fields_of_source in zip(values, images.cpu(), framing):
             header = Header(model_id=model_id, quality=0, seed=seed, hints=dict(hints or {}), transform=transform,
                             **fields_of_source)
@@ -264,8 +266,7 @@ class Codec:
                 files.append(base_at(quality))
             elif self.bundle.ladder is None:
                 files.append(largest_fitting(base_at, target_bytes))
-            else:  # first settle whether a layer fits at all: bases alone cost no layer's networks
-                last_alone = max(q for q, rung in enumerate(self.bundle.ladder) if rung.level is None)
+            else:
                 files.append(largest_fitting(self._ladder_files(base_at, image), target_bytes, last_alone))
         return files
 
@@ -479,9 +480,8 @@ class Codec:
         if on_start:
             out[on_start] = self.start_pictures(torch.stack([parsed[i].values for i in on_start]), batch_size)
         groups: dict[tuple, list[int]] = defaultdict(list)
-        for i, item in enumerate(parsed):
-            if _on_start(item) and not base_only:
-                continue
+        for i in sorted(set(range(len(parsed))) - set(on_start)):
+            item = parsed[i]
             h = item.header
             operator_key = ("cs", h.count, h.seed) if h.mode == "cs" else ("ge",)
             groups[(operator_key, search_options(h, self.bundle.decode, **overrides))].append(i)

@@ -92,14 +92,11 @@ class LearnedRefinement:
     def centred(self, images: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         """code's first half, the same at every level: the network's latent before a level's gain. A quality
         search analyses each base once and codes it at several levels (code_centred)."""
-        with torch.no_grad():
-            return self.network.centred(images, self.network.conditioning(pixels, 0.0))
+        return centred_latent(self.network, images, pixels)
 
     def code_centred(self, centred: torch.Tensor, level: int) -> list[bytes]:
         """The layer bytes of each face at ``level``, from its centred latent."""
-        with torch.no_grad():
-            integers = (centred * self.network.gain(level / SUBLEVELS)).round().clamp(-RADIUS, RADIUS)
-        return [self.encode(k, level) for k in integers.to(torch.int64).numpy()]
+        return [self.encode(k, level) for k in scaled_integers(self.network, centred, level).numpy()]
 
     def encode(self, integers: np.ndarray, level: int) -> bytes:
         coder = constriction.stream.stack.AnsCoder()
@@ -144,9 +141,19 @@ def latent_integers(network: ConditionalRefiner, images: torch.Tensor, pixels: t
                     ) -> torch.Tensor:
     """(B, 3, S, S) faces and their base decodes as 8-bit pixels, in [-1, 1] -> their (B, latent, S/8, S/8)
     integers at a layer level."""
+    return scaled_integers(network, centred_latent(network, images, pixels), level)
+
+
+def centred_latent(network: ConditionalRefiner, images: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """The network's latent of faces past their base decodes before a level's gain (ConditionalRefiner.centred)."""
     with torch.no_grad():
-        latent = network.latent(images, network.conditioning(pixels, level / SUBLEVELS))
-    return latent.round().clamp(-RADIUS, RADIUS).to(torch.int64)
+        return network.centred(images, network.conditioning(pixels, 0.0))
+
+
+def scaled_integers(network: ConditionalRefiner, centred: torch.Tensor, level: int) -> torch.Tensor:
+    """A centred latent (ConditionalRefiner.centred) -> the integers a file codes at a layer level."""
+    with torch.no_grad():
+        return (centred * network.gain(level / SUBLEVELS)).round().clamp(-RADIUS, RADIUS).to(torch.int64)
 
 
 def fit_learned_refinement(trained: ConditionalRefiner, faces: torch.Tensor, pixels: torch.Tensor
