@@ -5,10 +5,11 @@ Encoding is timed at the model's default rate, and for a model with an entropy m
 LAYERED_QUALITIES, whose files carry a refinement layer (learned, then DCT, on the shipped ladder). Decoding is
 timed for the default files and for those layered files: a layer on the start picture needs no search.
 
-    python -m bench.speed --data ../shared/data/celeba64/val --n 8 --batch-sizes 1 8
+    python -m bench.speed --data ../shared/data/celeba64/val --n 32 --batch-sizes 1 8
 
-Writes bench/results/speed.json and prints a Markdown table. Times are wall-clock per image, after one
-warm-up call, with torch.cuda.synchronize() around every timed region on the GPU.
+Writes bench/results/speed.json and prints a Markdown table. Times are wall-clock per image, the median over
+the batches, after a warm-up call of each setting, with torch.cuda.synchronize() around every timed region on the
+GPU. The median, because on a shared CPU the odd call that waits for a core moves a mean.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -49,25 +51,27 @@ def measure(codec: Codec, images: torch.Tensor, batch_size: int, options: Search
     """Milliseconds (encoding, and decoding layered files) and seconds (decoding default files) per image, in
     batches of ``batch_size``."""
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
-    codec.decode_batch(codec.encode_batch(batches[0][:1]), iters=2)  # warm-up
     settings = {"": {}}
     if codec.bundle.base_coder is not None:
         settings.update({f"_target_{target}_bytes": {"target_bytes": target} for target in TARGET_BYTES})
     qualities = LAYERED_QUALITIES if codec.bundle.ladder is not None else ()
     settings.update({f"_quality_{quality}": {"quality": quality} for quality in qualities})
-    encode_s, decode_s = dict.fromkeys(settings, 0.0), dict.fromkeys(["", *(f"_quality_{q}" for q in qualities)], 0.0)
+    for rate in settings.values():  # a warm-up call of each setting: first calls build tables and buffers
+        codec.decode_batch(codec.encode_batch(batches[0], **rate), iters=2)
+    encode_s = {name: [] for name in settings}  # seconds per image, one entry per batch
+    decode_s = {name: [] for name in ["", *(f"_quality_{q}" for q in qualities)]}
     for batch in batches:
         for name, rate in settings.items():
             seconds, files = timed(codec.device, codec.encode_batch, batch, **rate)
-            encode_s[name] += seconds
+            encode_s[name].append(seconds / len(batch))
             if name in decode_s:
-                decode_s[name] += timed(codec.device, codec.decode_batch, files, batch_size=batch_size,
-                                        **vars(options))[0]
+                decode_s[name].append(timed(codec.device, codec.decode_batch, files, batch_size=batch_size,
+                                            **vars(options))[0] / len(batch))
     row = {"device": str(codec.device), "batch_size": batch_size, "images": len(images),
-           "decode_s_per_image": round(decode_s.pop("") / len(images), 3)}
-    row.update({f"encode_ms_per_image{name}": round(1000 * seconds / len(images), 2)
+           "decode_s_per_image": round(statistics.median(decode_s.pop("")), 3)}
+    row.update({f"encode_ms_per_image{name}": round(1000 * statistics.median(seconds), 2)
                 for name, seconds in encode_s.items()})
-    row.update({f"decode_ms_per_image{name}": round(1000 * seconds / len(images), 2)
+    row.update({f"decode_ms_per_image{name}": round(1000 * statistics.median(seconds), 2)
                 for name, seconds in decode_s.items()})
     return row
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW fl
 # A matrix draw runs on one core (50 ms for a count of 1,000 at 64x64), so small ones are drawn this many at a
 # time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.
 MATRICES_AT_ONCE, MATRIX_BYTES_AT_ONCE = 2, 256 << 20
+INTERPOLATED_PROBES = 6  # largest_fitting's, before it bisects
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -261,37 +263,53 @@ class Codec:
         for row, image, fields_of_source in zip(values, images.cpu(), framing):
             header = Header(model_id=model_id, quality=0, seed=seed, hints=dict(hints or {}), transform=transform,
                             **fields_of_source)
-            base_at = partial(self._entropy_file, row, header)
             if target_bytes is None:
-                files.append(base_at(quality))
+                files.append(self._entropy_file(row, header, quality))
             elif self.bundle.ladder is None:
-                files.append(largest_fitting(base_at, target_bytes))
+                files.append(largest_fitting(partial(self._entropy_file, row, header), target_bytes))
             else:
-                files.append(largest_fitting(self._ladder_files(base_at, image), target_bytes, last_alone))
+                files.append(largest_fitting(self._ladder_files(row, header, image), target_bytes, last_alone))
         return files
 
-    def _ladder_files(self, base_at: Callable[[int], bytes], image: torch.Tensor) -> Callable[[int], bytes]:
-        """quality -> the file of the ladder's rung for one image (3, S, S), given its base file at a base quality;
-        bases and the pictures their layers refine are made once each, as the quality search revisits them."""
-        base_file = cache(base_at)
+    def _ladder_files(self, values: torch.Tensor, header: Header, image: torch.Tensor) -> Callable[[int], bytes]:
+        """quality -> the file of the ladder's rung for one image (3, S, S) of measurements ``values`` (m,);
+        bases and the pictures their layers refine are made once each, as the quality search revisits them. The
+        start pictures of all the ladder's layered bases, and their analyses, are made in one batch: a batch of
+        two costs little more than one on a CPU, and the search's answer and the next quality up usually lie on
+        different bases."""
+        coder = self.bundle.base_coder
+        integers = cache(lambda quality: coder.quantize(values[None], quality)[0])
+        base_file = cache(lambda quality: self._coded_file(integers(quality), header, quality))
+        start_bases = tuple(sorted({r.base_quality for r in self.bundle.ladder if r.level is not None and r.on_start}))
+
+        def together(base_quality: int, on_start: bool) -> tuple[int, ...]:
+            return start_bases if on_start else (base_quality,)  # a search decode is not cheap: one base at a time
 
         @cache
-        def pictures(base_quality: int, on_start: bool) -> torch.Tensor:
-            return self.layer_bases([base_file(base_quality)], on_start)
+        def pictures_of(qualities: tuple[int, ...], on_start: bool) -> torch.Tensor:
+            if not on_start:
+                return self.layer_bases([base_file(q) for q in qualities], False)
+            # what a decoder dequantizes from the base files, without reading them back
+            return self.start_layer_bases(torch.stack([coder.dequantize(integers(q), q) for q in qualities]))
 
         @cache
-        def centred(base_quality: int, on_start: bool) -> torch.Tensor:
-            return self.bundle.refine_learned.centred(image[None], pictures(base_quality, on_start))
+        def centred_of(qualities: tuple[int, ...], on_start: bool) -> torch.Tensor:
+            pictures = pictures_of(qualities, on_start)
+            return self.bundle.refine_learned.centred(image.expand(len(pictures), -1, -1, -1), pictures)
 
         def file_at(quality: int) -> bytes:
             rung = self.bundle.ladder[quality]
             base = base_file(rung.base_quality)
             if rung.level is None:
                 return base
+            qualities = together(rung.base_quality, rung.on_start)
+            row = qualities.index(rung.base_quality)
             if rung.kind == "learned":
-                layers = self.bundle.refine_learned.code_centred(centred(rung.base_quality, rung.on_start), rung.level)
+                centred = centred_of(qualities, rung.on_start)[row : row + 1]
+                layers = self.bundle.refine_learned.code_centred(centred, rung.level)
             else:
-                layers = self._layers(image[None], pictures(rung.base_quality, rung.on_start), rung.level, rung.kind)
+                pixels = pictures_of(qualities, rung.on_start)[row : row + 1]
+                layers = self._layers(image[None], pixels, rung.level, rung.kind)
             return self._with_layer_bytes([base], layers, rung.level, rung.kind, rung.on_start)[0]
 
         return file_at
@@ -322,7 +340,11 @@ class Codec:
         (``on_start``), else their decodes."""
         if not on_start:
             return self.base_decodes(bases)
-        values = torch.stack([self.parse(data).values for data in bases])
+        return self.start_layer_bases(torch.stack([self.parse(data).values for data in bases]))
+
+    def start_layer_bases(self, values: torch.Tensor) -> torch.Tensor:
+        """The start pictures of rows of dequantized measurements (B, m) as 8-bit pixels: what a layer on the start
+        picture refines."""
         return pixels_to_tensor(tensor_to_pixels(self.start_pictures(values)))
 
     def layered(self, bases: list[bytes], images: torch.Tensor, pixels: torch.Tensor, level: int, kind: str = "dct",
@@ -364,9 +386,12 @@ class Codec:
         return model
 
     def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
-        coder = self.bundle.base_coder
-        payload = coder.encode(coder.quantize(values[None], quality)[0], quality)
-        return container.write(replace(header, quality=quality), payload)
+        """The file of measurements (m,) at ``quality``."""
+        return self._coded_file(self.bundle.base_coder.quantize(values[None], quality)[0], header, quality)
+
+    def _coded_file(self, integers: np.ndarray, header: Header, quality: int) -> bytes:
+        """The file of a base coder's integers (m,) at ``quality``."""
+        return container.write(replace(header, quality=quality), self.bundle.base_coder.encode(integers, quality))
 
     def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
                      count: int | None = None, quality: int | None = None, target_bytes: int | None = None,
@@ -539,19 +564,26 @@ def _on_start(parsed: ParsedFile) -> bool:
 
 
 def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int, first_probe: int = 0) -> bytes:
-    """The file of the largest quality that fits in ``target_bytes``, by bisection from ``first_probe``: sizes
-    grow with quality (on a quality ladder, for most faces; elsewhere it finds a quality that fits and whose next
-    does not)."""
-    too_big, data = QUALITIES, file_at(first_probe)  # the smallest quality known not to fit
-    if len(data) > target_bytes:
-        too_big, data = first_probe, file_at(0) if first_probe else data
-        if len(data) > target_bytes:
-            raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(data)}")
-    fits = (first_probe if too_big > first_probe else 0, data)  # the largest quality known to fit, with its file
-    while too_big - fits[0] > 1:
-        middle = (fits[0] + too_big) // 2
+    """The file of the largest quality that fits in ``target_bytes``, searched from ``first_probe``: sizes grow
+    with quality (on a quality ladder, for most faces; elsewhere it finds a quality that fits and whose next
+    does not). Sizes grow about geometrically with quality, so once a quality too big is known each probe
+    interpolates the logarithm of the size between the two ends, which lands nearer than bisection's middle.
+    After INTERPOLATED_PROBES it bisects, so that no face's sizes can make it slow."""
+    fits = (first_probe, file_at(first_probe))  # the largest quality known to fit, with its file
+    too_big: tuple[int, bytes | None] = (QUALITIES, None)  # the smallest quality known not to fit
+    if len(fits[1]) > target_bytes:
+        too_big, fits = fits, (0, file_at(0)) if first_probe else fits
+        if len(fits[1]) > target_bytes:
+            raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(fits[1])}")
+    interpolated = 0
+    while too_big[0] - fits[0] > 1:
+        middle = (fits[0] + too_big[0]) // 2
+        if too_big[1] is not None and interpolated < INTERPOLATED_PROBES:
+            interpolated += 1
+            share = math.log(target_bytes / len(fits[1])) / math.log(len(too_big[1]) / len(fits[1]))
+            middle = min(max(round(fits[0] + share * (too_big[0] - fits[0])), fits[0] + 1), too_big[0] - 1)
         data = file_at(middle)
-        fits, too_big = ((middle, data), too_big) if len(data) <= target_bytes else (fits, middle)
+        fits, too_big = ((middle, data), too_big) if len(data) <= target_bytes else (fits, (middle, data))
     return fits[1]
 
 

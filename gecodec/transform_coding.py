@@ -94,20 +94,26 @@ class TransformModel:
 
     def encode(self, k: np.ndarray, quality: int) -> bytes:
         """One file's m integers -> payload bytes (entropy.ans_bytes)."""
-        tables, radii = self.table_of[check_quality(quality)].tolist(), self._radii_at(quality).tolist()
+        symbols = (np.asarray(k, dtype=np.int64) + self._radii_at(quality).numpy()).astype(np.int32)
         coder = constriction.stream.stack.AnsCoder()
-        for j in reversed(range(self.m)):  # a stack: the decoder pops component 0 first
-            coder.encode_reverse(np.array([int(k[j]) + radii[j]], dtype=np.int32), self._models[tables[j]])
+        for start, stop, table in reversed(self._runs(quality)):  # a stack: the decoder pops component 0 first
+            coder.encode_reverse(symbols[start:stop], self._models[table])
         return ans_bytes(coder)
 
     def decode(self, payload: bytes, quality: int) -> np.ndarray:
         """Payload bytes -> the m integers; FormatError unless they use up the payload exactly."""
-        tables, radii = self.table_of[check_quality(quality)].tolist(), self._radii_at(quality).tolist()
-
         def pop(coder: constriction.stream.stack.AnsCoder) -> np.ndarray:
-            return np.array([int(coder.decode(self._models[t], 1)[0]) - r for t, r in zip(tables, radii)])
+            symbols = [coder.decode(self._models[table], stop - start) for start, stop, table in self._runs(quality)]
+            return np.concatenate(symbols).astype(np.int64) - self._radii_at(quality).numpy()
 
         return ans_decode(payload, "transform-coded payload", "measurements", pop)
+
+    def _runs(self, quality: int) -> list[tuple[int, int, int]]:
+        """(start, stop, table): the runs of neighbouring components that one table codes at ``quality``. A run is
+        coded in one call, the same symbols in the same order as one call per component."""
+        tables = self.table_of[check_quality(quality)].numpy()
+        edges = [0, *(np.flatnonzero(np.diff(tables)) + 1).tolist(), len(tables)]
+        return [(start, stop, int(tables[start])) for start, stop in zip(edges[:-1], edges[1:])]
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         return {PREFIX + name: getattr(self, name) for name in TENSORS}

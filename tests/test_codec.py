@@ -209,3 +209,40 @@ def test_a_search_too_large_for_memory_is_a_decode_error(codec):
     files = codec.encode_batch(images(1))
     with pytest.raises(DecodeError, match="could not run"):
         codec.decode_batch(files, iters=1, restarts=2**40)
+
+
+def _sized_files(sizes: list[int], probes: list[int]):
+    """file_at for largest_fitting: quality q's file is sizes[q] bytes; the qualities asked for go to probes."""
+    def file_at(quality: int) -> bytes:
+        probes.append(quality)
+        return bytes(sizes[quality])
+    return file_at
+
+
+@pytest.mark.parametrize("target", [30, 61, 100, 257, 1000, 4000])
+def test_largest_fitting_finds_the_largest_quality_that_fits_in_few_probes(target):
+    from gecodec.codec import largest_fitting
+
+    sizes = [round(20 * 1.05**q) for q in range(101)]  # about geometric, as on the shipped ladder
+    probes = []
+    data = largest_fitting(_sized_files(sizes, probes), target, 52)
+    assert len(data) == max(size for size in sizes if size <= target)
+    assert len(probes) <= 7  # 7: every quality fits, and bisection finds that out
+
+
+@pytest.mark.parametrize("sizes", [
+    [10] * 100 + [1000],  # flat, then a jump: interpolation alone would step one quality at a time
+    [10 + q % 7 for q in range(101)],  # not monotone: any quality that fits, whose next does not
+    [5 * q + 30 * (q % 2) + 2 for q in range(101)],
+])
+def test_largest_fitting_ends_quickly_on_any_sizes(sizes):
+    from gecodec.codec import INTERPOLATED_PROBES, largest_fitting
+
+    probes = []
+    target = 12 if max(sizes) < 100 else 200
+    data = largest_fitting(_sized_files(sizes, probes), target, 52)
+    assert len(probes) <= INTERPOLATED_PROBES + 9
+    found = [q for q in probes if sizes[q] == len(data) and (q == 100 or q + 1 in probes and sizes[q + 1] > target)]
+    assert len(data) <= target and found
+    with pytest.raises(OptionError, match="no file fits"):
+        largest_fitting(_sized_files(sizes, []), min(sizes) - 1, 52)
