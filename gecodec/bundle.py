@@ -106,6 +106,22 @@ class Bundle:
         return self.ladder.index(base_alone) if self.ladder is not None else base_alone.base_quality
 
     @property
+    def typical_bytes(self) -> np.ndarray | None:
+        """Each quality's mean file size on the faces its card measured: the quality ladder's (training faces),
+        else the base coder's validation curve, interpolated between its qualities; None when the card has
+        neither. A quality search's first guess."""
+        if self.ladder is not None:
+            rows = self.card.get("quality_ladder", {}).get("rungs") or []
+            sizes = [row.get("bytes") for row in rows if isinstance(row, dict)]
+            return np.array(sizes, float) if len(sizes) == QUALITIES and all(_is_size(b) for b in sizes) else None
+        curve = self.card.get("transform" if self.transform is not None else "rate", {}).get("val_curve") or []
+        points = sorted((row.get("quality"), row.get("bytes")) for row in curve if isinstance(row, dict)
+                        and isinstance(row.get("quality"), int) and _is_size(row.get("bytes")))
+        if not points:
+            return None
+        return np.interp(np.arange(QUALITIES), *zip(*points))
+
+    @property
     def m(self) -> int:
         return self.encoder.config.m
 
@@ -125,6 +141,10 @@ class Bundle:
     @property
     def encoder_kind(self) -> str:
         return "ge0" if isinstance(self.encoder, BeganEncoder) else "ge1"
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor], outside: tuple[str, ...] = OUTSIDE_MODEL_ID) -> str:

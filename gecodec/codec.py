@@ -258,17 +258,18 @@ class Codec:
         transform = self.bundle.transform is not None
         model_id = self.bundle.transform_id if transform else self.bundle.model_id
         files = []
-        if self.bundle.ladder is not None:  # the search first settles whether a layer fits: bases cost no networks
-            last_alone = max(q for q, rung in enumerate(self.bundle.ladder) if rung.level is None)
+        if target_bytes is not None:  # the quality whose typical file fits: most faces' answer is a step away
+            typical = self.bundle.typical_bytes
+            guess = QUALITIES // 2 if typical is None else int(np.searchsorted(typical, target_bytes, "right")) - 1
         for row, image, fields_of_source in zip(values, images.cpu(), framing):
             header = Header(model_id=model_id, quality=0, seed=seed, hints=dict(hints or {}), transform=transform,
                             **fields_of_source)
             if target_bytes is None:
                 files.append(self._entropy_file(row, header, quality))
             elif self.bundle.ladder is None:
-                files.append(largest_fitting(partial(self._entropy_file, row, header), target_bytes))
+                files.append(largest_fitting(partial(self._entropy_file, row, header), target_bytes, guess))
             else:
-                files.append(largest_fitting(self._ladder_files(row, header, image), target_bytes, last_alone))
+                files.append(largest_fitting(self._ladder_files(row, header, image), target_bytes, guess))
         return files
 
     def _ladder_files(self, values: torch.Tensor, header: Header, image: torch.Tensor) -> Callable[[int], bytes]:
@@ -563,27 +564,39 @@ def _on_start(parsed: ParsedFile) -> bool:
     return bool(parsed.layer) and parsed.header.layer.on_start
 
 
-def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int, first_probe: int = 0) -> bytes:
-    """The file of the largest quality that fits in ``target_bytes``, searched from ``first_probe``: sizes grow
-    with quality (on a quality ladder, for most faces; elsewhere it finds a quality that fits and whose next
-    does not). Sizes grow about geometrically with quality, so once a quality too big is known each probe
-    interpolates the logarithm of the size between the two ends, which lands nearer than bisection's middle.
-    After INTERPOLATED_PROBES it bisects, so that no face's sizes can make it slow."""
-    fits = (first_probe, file_at(first_probe))  # the largest quality known to fit, with its file
-    too_big: tuple[int, bytes | None] = (QUALITIES, None)  # the smallest quality known not to fit
-    if len(fits[1]) > target_bytes:
-        too_big, fits = fits, (0, file_at(0)) if first_probe else fits
-        if len(fits[1]) > target_bytes:
-            raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(fits[1])}")
+def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int, guess: int) -> bytes:
+    """The file of the largest quality that fits in ``target_bytes``: sizes grow with quality (on a quality
+    ladder, for most faces; elsewhere it finds a quality that fits and whose next does not). The search starts
+    at ``guess`` and gallops away from it, 1, 2, 4, ... qualities at a time, until it holds a quality that fits
+    and one that does not; between them it interpolates the logarithm of the size, as sizes grow about
+    geometrically with quality. After INTERPOLATED_PROBES it bisects, so that no face's sizes make it slow."""
+    def probe(quality: int) -> tuple[int, bytes]:
+        return quality, file_at(quality)
+
+    first = probe(min(max(guess, 0), QUALITIES - 1))
+    fits, too_big = (first, None) if len(first[1]) <= target_bytes else (None, first)
+    step = 1
+    while fits is None:
+        if too_big[0] == 0:
+            raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(too_big[1])}")
+        lower = probe(max(too_big[0] - step, 0))
+        fits, too_big = (lower, too_big) if len(lower[1]) <= target_bytes else (None, lower)
+        step *= 2
+    while too_big is None:
+        if fits[0] == QUALITIES - 1:
+            return fits[1]
+        higher = probe(min(fits[0] + step, QUALITIES - 1))
+        fits, too_big = (higher, None) if len(higher[1]) <= target_bytes else (fits, higher)
+        step *= 2
     interpolated = 0
     while too_big[0] - fits[0] > 1:
         middle = (fits[0] + too_big[0]) // 2
-        if too_big[1] is not None and interpolated < INTERPOLATED_PROBES:
+        if interpolated < INTERPOLATED_PROBES:
             interpolated += 1
             share = math.log(target_bytes / len(fits[1])) / math.log(len(too_big[1]) / len(fits[1]))
             middle = min(max(round(fits[0] + share * (too_big[0] - fits[0])), fits[0] + 1), too_big[0] - 1)
-        data = file_at(middle)
-        fits, too_big = ((middle, data), too_big) if len(data) <= target_bytes else (fits, (middle, data))
+        inside = probe(middle)
+        fits, too_big = (inside, too_big) if len(inside[1]) <= target_bytes else (fits, inside)
     return fits[1]
 
 

@@ -139,3 +139,17 @@ def test_candidates_are_measured_as_a_receiver_decodes_them(on_start):
         bases = plain.encode_batch(faces, quality=first)
         refined = plain.layered(bases, faces, plain.layer_bases(bases, False), 15, "dct")[0]
     assert finest["psnr"] == pytest.approx(float(psnr_8bit(plain.decode_batch(refined), faces).mean()))
+
+
+def test_typical_bytes_come_from_the_ladders_card_else_the_coders_validation_curve():
+    bundle = with_ladder()
+    bundle.card = {"rate": {"val_curve": [{"quality": 0, "bytes": 20.0}, {"quality": 100, "bytes": 120.0}]}}
+    assert bundle.typical_bytes is None  # a ladder's sizes are its own: the base coder's curve is not theirs
+    bundle.card["quality_ladder"] = {"rungs": [{"quality": q, "bytes": 30.0 + q} for q in range(QUALITIES)]}
+    assert bundle.typical_bytes.tolist() == [30.0 + q for q in range(QUALITIES)]
+    bundle.card["quality_ladder"]["rungs"][5]["bytes"] = "many"
+    assert bundle.typical_bytes is None
+    bundle.ladder = None
+    assert bundle.typical_bytes.tolist() == [20.0 + q for q in range(QUALITIES)]
+    bundle.card = {}
+    assert bundle.typical_bytes is None
