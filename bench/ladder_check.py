@@ -4,7 +4,9 @@
 
 Each quality's files are coded and decoded as a receiver decodes them (gecodec.train.quality_ladder.measure_rungs;
 rungs on one base quality share its decode). Writes bench/results/ladder/<model name>.json: per quality, its
-rung, mean bytes and mean PSNR, and the qualities whose PSNR does not rise above the one below.
+rung, mean bytes and mean PSNR, the qualities whose PSNR does not rise above the one below, and how far these
+faces' PSNR lies from the model card's (the training faces' that picked the ladder, which `gec encode` reports
+as what a layered file should give).
 """
 
 from __future__ import annotations
@@ -38,12 +40,18 @@ def main(argv: list[str] | None = None) -> None:
     flat = [row["quality"] for below, row in zip(rows, rows[1:]) if row["psnr"] <= below["psnr"]]
     result = {"model": bundle.name, "model_id": bundle.model_hex, "faces": len(faces), "not_rising": flat,
               "smallest_step_db": round(min(b["psnr"] - a["psnr"] for a, b in zip(rows, rows[1:])), 4), "qualities": rows}
+    card = bundle.card.get("quality_ladder", {}).get("rungs") or []
+    if len(card) == len(rows):  # the card's training-face figures are what `gec encode` expects of a layered file
+        gaps = [row["psnr"] - rung["psnr"] for row, rung in zip(rows, card)]
+        result["card_gap_db"] = {"min": round(min(gaps), 3), "max": round(max(gaps), 3)}
     args.out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(args.out / f"{bundle.name}.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)
     for row in rows[::10]:
         print(f"quality {row['quality']:3d}: {row['bytes']:7.1f} B  {row['psnr']:.2f} dB")
     print(f"PSNR rises at {len(rows) - 1 - len(flat)} of {len(rows) - 1} steps; smallest step "
           f"{result['smallest_step_db']} dB; not rising at {flat or 'none'}")
+    if "card_gap_db" in result:
+        print(f"these faces against the card's: {result['card_gap_db']['min']} to {result['card_gap_db']['max']} dB")
 
 
 if __name__ == "__main__":

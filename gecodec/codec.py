@@ -422,7 +422,10 @@ class Codec:
         parsed = self.parse(data)
         decoded = self.decode_parsed([parsed], 1)
         psnr = round(float(psnr_8bit(decoded, x)[0]), 2)
-        return data, EncodeReport(len(data), psnr, expected_psnr(self.bundle, parsed.header), framed.how)
+        expected = expected_psnr(self.bundle, parsed.header)
+        if expected is None:
+            return data, EncodeReport(len(data), psnr, None, framed.how)
+        return data, EncodeReport(len(data), psnr, expected.psnr, framed.how, expected.on)
 
     # -- decoding ---------------------------------------------------------------------------------
 

@@ -85,7 +85,29 @@ def test_the_expected_figure_follows_the_models_validation_curve():
 
     card = {"rate": {"val_curve": [{"quality": 40, "psnr": 24.0}, {"quality": 60, "psnr": 25.0}]},
             "val": {"bits": 8, "ge_real": {"psnr": 25.5}}}
-    bundle = SimpleNamespace(card=card)
-    assert expected_psnr(bundle, container.Header(model_id=1, quality=50)) == 24.5
-    assert expected_psnr(bundle, container.Header(model_id=1, bits=8)) == 25.5
+    bundle = SimpleNamespace(card=card, ladder=None, transform=None)
+    assert expected_psnr(bundle, container.Header(model_id=1, quality=50)) == (24.5, "validation")
+    assert expected_psnr(bundle, container.Header(model_id=1, bits=8)) == (25.5, "validation")
     assert expected_psnr(bundle, container.Header(model_id=1, bits=4)) is None
+
+
+def test_a_layered_files_expected_figure_is_its_ladder_rungs():
+    from types import SimpleNamespace
+
+    from gecodec.ladder import Rung
+    from gecodec.report import expected_psnr
+
+    ladder = (Rung(50), Rung(30, 2, "learned", True), Rung(30, 3, "learned", True))
+    card = {"quality_ladder": {"rungs": [{"quality": q, "psnr": 25.0 + q} for q in range(3)]}}
+    bundle = SimpleNamespace(card=card, ladder=ladder, transform=None)
+
+    def layered(level: int, on_start: bool = True, transform: bool = False) -> container.Header:
+        layer = container.Layer(level, 40, 7, "learned", 3, on_start)
+        return container.Header(model_id=1, quality=30, layer=layer, transform=transform)
+
+    assert expected_psnr(bundle, layered(3)) == (27.0, "training")
+    assert expected_psnr(bundle, layered(4)) is None  # not a rung
+    assert expected_psnr(bundle, layered(3, on_start=False)) is None
+    assert expected_psnr(bundle, layered(3, transform=True)) is None  # another base coder's qualities
+    card["quality_ladder"]["rungs"].pop()
+    assert expected_psnr(bundle, layered(3)) is None

@@ -291,7 +291,9 @@ def test_encode_reports_what_each_file_decodes_to(image_file, tmp_path):
 def test_an_image_far_below_the_models_figure_gets_a_warning(image_file, tmp_path, monkeypatch):
     import gecodec.codec
 
-    monkeypatch.setattr(gecodec.codec, "expected_psnr", lambda bundle, header: 99.0)
+    from gecodec.report import Expected
+
+    monkeypatch.setattr(gecodec.codec, "expected_psnr", lambda bundle, header: Expected(99.0, "validation"))
     with pytest.warns(UserWarning, match="unlike the faces the model knows"):
         result = gec("encode", image_file, "-o", tmp_path / "odd.gec", *ENTROPY)
     assert result.exit_code == 0 and (tmp_path / "odd.gec").exists()
