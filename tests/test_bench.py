@@ -249,3 +249,18 @@ def test_the_transform_bench_reuses_its_curves_only_for_the_same_transform_and_f
     assert json.loads(out.read_text())["curves"]["version 3 (transform)"][0]["psnr"] == 99.0
     transform_main(args + ["--n", "18", "--reuse"])  # other faces: measured again
     assert json.loads(out.read_text())["curves"]["version 3 (transform)"][0]["psnr"] != 99.0
+
+
+def test_the_speed_bench_times_every_setting_per_image():
+    from bench.speed import TARGET_BYTES, measure
+    from conftest import ENTROPY_BUNDLE
+    from gecodec.codec import Codec
+    from gecodec.search import SearchOptions
+
+    codec = Codec(load_bundle(ENTROPY_BUNDLE), "cpu")
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    row = measure(codec, images, 2, SearchOptions(iters=2, restarts=1))
+    assert (row["batch_size"], row["images"]) == (2, 3)
+    timed = ["encode_ms_per_image", *(f"encode_ms_per_image_target_{t}_bytes" for t in TARGET_BYTES)]
+    assert [key for key in row if key.startswith("encode_")] == timed  # no ladder: no layered qualities
+    assert all(row[key] > 0 for key in timed) and row["decode_s_per_image"] > 0
