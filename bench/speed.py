@@ -115,5 +115,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['device']} | {r['hardware']} | {r['batch_size']} | " + " | ".join(str(r.get(k, '-')) for k in columns)
               + " |")
 
+
 if __name__ == "__main__":
     main()

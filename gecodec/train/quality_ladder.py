@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -66,12 +67,12 @@ def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[
     measured = {}
     for quality, on_base in tqdm(rungs_of.items(), desc="base qualities", unit="quality"):
         bases = codec.encode_batch(faces, quality=quality)
-        layer_bases = {on_start: codec.layer_bases(bases, on_start) for on_start in {r.on_start for r in on_base}}
+        pictures = cache(partial(codec.layer_bases, bases))  # on_start -> what its layers refine, made once
         for rung in on_base:
-            if rung.level is None:
-                files, decoded = bases, codec.base_decodes(bases)
+            if rung.level is None:  # the base alone decodes to what layers on the search's decode refine
+                files, decoded = bases, pictures(False)
             else:
-                files, decoded = codec.layered(bases, faces, layer_bases[rung.on_start], rung.level, rung.kind,
+                files, decoded = codec.layered(bases, faces, pictures(rung.on_start), rung.level, rung.kind,
                                                rung.on_start)
             measured[rung] = _point(rung, files, decoded, faces)
     return [measured[rung] for rung in rungs]
