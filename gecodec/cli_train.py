@@ -21,6 +21,7 @@ from gecodec.models.generator import ARCHITECTURES
 from gecodec.models import ConvDiscriminatorConfig, DiscriminatorConfig, EncoderConfig, GeneratorConfig
 from gecodec.models.solver import INITS, SolverConfig
 from gecodec.search import SearchOptions
+from gecodec.train.augment import AUGMENTATIONS
 from gecodec.train.checkpoint import load_checkpoint
 from gecodec.train.data import load_images, to_float
 from gecodec.train.distributed import Runtime, setup_runtime
@@ -29,6 +30,7 @@ from gecodec.train.evaluate import evaluate_bundle
 from gecodec.train.export import export_bundle, training_card
 from gecodec.train.gan import LOSSES, GanTrainConfig, ema_generator, train_gan
 from gecodec.train.joint import PRIORS, JointTrainConfig, export_joint, train_joint
+from gecodec.train.photos import load_framed
 
 data_option = click.option(
     "--data",
@@ -324,6 +326,12 @@ def evaluate(
               help=f"Weight of the adversarial term; 0: none [default: {JointTrainConfig.adversarial_weight}].")
 @click.option("--generated-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
               help=f"Share of each batch drawn from G [default: {JointTrainConfig.generated_fraction}].")
+@click.option("--photos", type=click.Path(path_type=Path), default=None,
+              help="A second source: a folder of face crops framed from photos by python -m gecodec.train.photos.")
+@click.option("--photo-share", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Share of each batch's real faces drawn from --photos.")
+@click.option("--augment", multiple=True, metavar="KIND=P",
+              help=f"Apply an augmentation to each real face with probability P; kinds: {', '.join(AUGMENTATIONS)}.")
 @click.option("--batch-size", type=click.IntRange(2), default=None, help=f"[default: {JointTrainConfig.batch_size}]")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help=f"[default: {JointTrainConfig.lr}]")
 @click.option("--steps", type=click.IntRange(1), default=None, help=f"Training steps [default: {JointTrainConfig.steps}].")
@@ -350,6 +358,7 @@ def joint(data: Path, out: Path, init_from: str | None, size: int | None, m: int
           solver_steps: int | None, start: str | None, bits: int | None, qualities: tuple[int, int] | None,
           consistency: float | None,
           prior_weight: float | None, prior: str | None, adversarial: float | None, generated_fraction: float | None,
+          photos: Path | None, photo_share: float | None, augment: tuple[str, ...],
           batch_size: int | None, lr: float | None, steps: int | None, minutes: float | None,
           sample_every: int | None, checkpoint_every: int | None, log_every: int | None, seed: int | None,
           bundle: Path | None, name: str | None, decode_iters: int, decode_lr: float, val: Path | None,
@@ -366,7 +375,8 @@ def joint(data: Path, out: Path, init_from: str | None, size: int | None, m: int
             stored, init_from, given(m=m, image_size=size), given(latent_dim=latent, channels=channels, image_size=size),
             given(steps=solver_steps, init=start),
             given(bits=bits, qualities=qualities, consistency_weight=consistency, prior_weight=prior_weight, prior=prior,
-                  adversarial_weight=adversarial, generated_fraction=generated_fraction, batch_size=batch_size, lr=lr,
+                  adversarial_weight=adversarial, generated_fraction=generated_fraction, photo_share=photo_share,
+                  augment=parse_augment(augment) if augment else None, batch_size=batch_size, lr=lr,
                   steps=steps, minutes=minutes, sample_every=sample_every, checkpoint_every=checkpoint_every,
                   log_every=log_every, seed=seed),
         )
@@ -374,7 +384,8 @@ def joint(data: Path, out: Path, init_from: str | None, size: int | None, m: int
         raise OptionError(str(exc)) from None
     runtime = setup_runtime(device, amp)
     images = load_images(data, config.generator.image_size, limit=limit)
-    path = train_joint(images, out, config, resume=resume, runtime=runtime)
+    framed = load_framed(photos, "train") if photos is not None else None
+    path = train_joint(images, out, config, photos=framed, resume=resume, runtime=runtime)
     if not runtime.is_main:
         return
     click.echo(f"checkpoint: {path}; samples in {out / 'samples'}")
@@ -386,6 +397,18 @@ def joint(data: Path, out: Path, init_from: str | None, size: int | None, m: int
         click.echo(f"wrote {bundle} (model {made.name}, id {made.model_hex}, m {made.m})")
         if made.card["val"]:
             click.echo(format_figures(made.card["val"]))
+
+
+def parse_augment(items: tuple[str, ...]) -> dict[str, float]:
+    """KIND=P pairs (--augment) as a dict; check_augment judges the kinds and values."""
+    probabilities = {}
+    for item in items:
+        kind, _, value = item.partition("=")
+        try:
+            probabilities[kind] = float(value)
+        except ValueError:
+            raise OptionError(f"--augment {item!r} is not KIND=P, with P a probability") from None
+    return probabilities
 
 
 def joint_config(stored: dict | None, init_from: str | None, encoder: dict, generator: dict, solver: dict,

@@ -116,3 +116,16 @@ def _batches(data: torch.Tensor, batch_size: int, generator: torch.Generator, fl
                 mirror = (torch.rand(batch_size, generator=generator) < 0.5).to(data.device)
                 batch[mirror] = batch[mirror].flip(-1)
             yield batch
+
+
+def mixed_batches(faces: torch.Tensor, photos: torch.Tensor | None, batch_size: int, photo_rows: int, seed: int
+                  ) -> Iterator[torch.Tensor]:
+    """sample_batches over two sources: each batch's last ``photo_rows`` rows from photos, the rest from faces,
+    each source in its own shuffled epochs. With no photo rows, exactly sample_batches(faces, ...)."""
+    if photo_rows == 0:
+        return sample_batches(faces, batch_size, seed)
+    if photos is None or not 0 < photo_rows <= batch_size:
+        raise ImageError(f"{photo_rows} photo rows of a batch of {batch_size} need photos")
+    face_stream = sample_batches(faces, batch_size - photo_rows, seed) if photo_rows < batch_size else None
+    photo_stream = sample_batches(photos, photo_rows, seed + 1)
+    return (torch.cat([next(face_stream), batch]) if face_stream is not None else batch for batch in photo_stream)

@@ -37,8 +37,9 @@ from gecodec.models import ConvDiscriminatorConfig, Encoder, EncoderConfig, Gene
 from gecodec.models.solver import LatentSolver, SolverConfig
 from gecodec.quantize import check_bits
 from gecodec.search import SearchOptions, objective
+from gecodec.train.augment import AUGMENTATIONS, augment, check_augment
 from gecodec.train.checkpoint import ema_decay, save_checkpoint, start_or_resume, update_ema
-from gecodec.train.data import sample_batches, to_float
+from gecodec.train.data import mixed_batches, to_float
 from gecodec.train.distributed import Runtime, describe_hardware
 from gecodec.train.export import export_bundle
 from gecodec.train.gan import append_log, out_of_time, run_seed, sample_latent
@@ -63,6 +64,8 @@ class JointTrainConfig:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     generated_fraction: float = 0.25  # share of each batch drawn from G (so EN measures G's faces too)
+    photo_share: float = 0.0  # share of each batch's real faces drawn from the photos (train_joint's second source)
+    augment: dict[str, float] = field(default_factory=dict)  # kind -> probability (gecodec.train.augment)
     consistency_weight: float = 1.0
     prior_weight: float = 0.1
     prior: str = "moments"  # moments: match the decoded latents' mean and variance; mmd: their whole distribution
@@ -88,6 +91,10 @@ class JointTrainConfig:
             raise OptionError("batch size must be at least 2, the learning rate positive, the generated share in [0, 1)")
         if self.qualities is not None and not 0 <= self.qualities[0] <= self.qualities[1] < QUALITIES:
             raise OptionError(f"qualities must be a range within 0 .. {QUALITIES - 1}, got {self.qualities}")
+        if not 0 <= self.photo_share <= 1:
+            raise OptionError(f"the photos' share of a batch must be in [0, 1], got {self.photo_share}")
+        check_augment(self.augment)
+        self.augment = {kind: float(self.augment.get(kind, 0.0)) for kind in AUGMENTATIONS}  # all kinds compared on resume
         if self.prior not in PRIORS:
             raise OptionError(f"unknown prior term {self.prior!r} (choose from {', '.join(PRIORS)})")
         if min(self.consistency_weight, self.prior_weight, self.adversarial_weight) < 0:
@@ -237,13 +244,20 @@ def joint_losses(model: nn.Module, x: torch.Tensor, z_start: torch.Tensor, confi
     return loss, x_rec, logs
 
 
-def train_joint(data: torch.Tensor, run_dir: str | Path, config: JointTrainConfig, *, resume: bool = False,
-                runtime: Runtime | None = None) -> Path:
-    """Train G, EN and the solver on uint8 images (N, 3, H, W). Returns the checkpoint path."""
+def train_joint(data: torch.Tensor, run_dir: str | Path, config: JointTrainConfig, *, photos: torch.Tensor | None = None,
+                resume: bool = False, runtime: Runtime | None = None) -> Path:
+    """Train G, EN and the solver on uint8 images (N, 3, H, W), and with ``config.photo_share`` of each batch's
+    real faces from ``photos`` (face crops framed from photos). Returns the checkpoint path."""
     runtime = runtime or Runtime(torch.device("cpu"))
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
+    if (photos is not None) != (config.photo_share > 0):
+        raise OptionError("photos and a photo share go together: give both or neither")
+    sources = {"faces": len(data), "photos": 0 if photos is None else len(photos)}
     state = start_or_resume(ckpt_path, resume, config.to_dict())
+    if state is not None and state.get("sources", sources) != sources:
+        raise TrainingError(f"{ckpt_path}: --resume with another data mix ({state['sources']} in the checkpoint, "
+                            f"{sources} now)")
     if runtime.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -279,7 +293,7 @@ def train_joint(data: torch.Tensor, run_dir: str | Path, config: JointTrainConfi
         save_checkpoint(
             {"model": model.state_dict(), "ema": ema.state_dict(), "optim": optim.state_dict(),
              "range": value_range.state_dict(), "step": step, "elapsed": elapsed, "config": config.to_dict(),
-             "init_id": init_id, "hardware": hardware,
+             "init_id": init_id, "hardware": hardware, "sources": sources,
              **({"d": adversary.discriminator.state_dict(), "d_optim": d_optim.state_dict()} if adversary else {})},
             ckpt_path,
         )
@@ -293,17 +307,22 @@ def train_joint(data: torch.Tensor, run_dir: str | Path, config: JointTrainConfi
 
     sample_rng = torch.Generator().manual_seed(config.seed)
     fixed_z = sample_latent(32, config.generator, sample_rng).to(device)
-    fixed_faces = to_float(data[:16])
+    fixed_faces = to_float(data[:16] if photos is None else torch.cat([data[:8], photos[:8]]))
     stream = run_seed(config.seed, runtime.rank, step)
-    batches = sample_batches(data.to(device), config.batch_size, seed=stream)
-    rng = torch.Generator().manual_seed(stream + 1)
     n_generated = round(config.batch_size * config.generated_fraction)
+    photo_rows = round((config.batch_size - n_generated) * config.photo_share)
+    batches = mixed_batches(data.to(device), None if photos is None else photos.to(device), config.batch_size,
+                            photo_rows, seed=stream)
+    rng = torch.Generator().manual_seed(stream + 1)
+    augment_rng = torch.Generator().manual_seed(stream + 2)
     started = time.monotonic() - elapsed
     budget = float("inf") if config.minutes is None else config.minutes * 60
     bar = tqdm(total=config.steps, initial=step, desc="joint", unit="step", disable=not runtime.is_main)
     first_step = step
     while step < config.steps and not out_of_time(elapsed, budget, runtime):
         x = next(batches)
+        if any(config.augment.values()):  # the real faces only: G's are overwritten below
+            x[n_generated:] = augment(x[n_generated:], config.augment, augment_rng)
         z_prior = sample_latent(config.batch_size, config.generator, rng).to(device)
         if n_generated:
             with torch.no_grad():

@@ -1,0 +1,146 @@
+"""Training faces from photos, framed as a user's photo is: through the codec's own face finder
+(gecodec.align.frame_face, the code that `gec encode` runs), split into training and validation by person.
+
+    python -m gecodec.train.photos --data ../shared/data/lfw/train --bundle celeba64-default --out runs/lfw64
+
+A photo's person is its folder (LFW's layout: PERSON/PERSON_NNNN.jpg; a photo at the top level is its own
+person). A person goes to validation when a hash of the name falls in the first --val-share of its range, so
+the split never depends on the order of files or on random state, and no person is on both sides. Photos whose
+face the finder misses are left out (as `--align require` would refuse them) and counted.
+
+Writes OUT/train.npy and OUT/val.npy (uint8, N x 3 x S x S), OUT/framing.json (each kept photo's name, split and
+placement, and the counts) and nothing else; OUT must not hold an earlier framing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gecodec.align import CropGeometry, Placement, frame_face
+from gecodec.bundle import load_model
+from gecodec.errors import ImageError, OutputError
+from gecodec.fileio import write_bytes_atomic
+from gecodec.imageio import image_to_tensor
+from gecodec.train.data import image_source
+
+VAL_SHARE = 0.1
+
+
+def person_of(name: str) -> str:
+    """The person a photo shows: its folder, or the photo itself at the top level."""
+    parts = Path(name).parts
+    return parts[-2] if len(parts) > 1 else Path(name).stem
+
+
+def is_validation(person: str, share: float = VAL_SHARE) -> bool:
+    """Whether a person is held out: the first 8 bytes of SHA-256 of the name, as a fraction, below share."""
+    digest = hashlib.sha256(person.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+@dataclass(frozen=True)
+class FramedPhotos:
+    """Face crops framed by the finder, uint8 (N, 3, S, S), with each one's name and placement in its photo."""
+
+    faces: torch.Tensor
+    names: list[str]
+    placements: list[Placement]
+    missed: list[str]  # photos whose face the finder did not find
+
+
+def frame_photos(root: str | Path, geometry: CropGeometry, size: int, limit: int | None = None) -> FramedPhotos:
+    """Every photo under root (a folder or an archive) framed as `gec encode --align require` frames it."""
+    names, open_one = image_source(root)
+    names = names[:limit]
+    if not names:
+        raise ImageError(f"{root}: no images found")
+    faces = np.empty((len(names), 3, size, size), dtype=np.uint8)
+    kept: list[str] = []
+    placements: list[Placement] = []
+    missed: list[str] = []
+    for name in tqdm(names, desc=f"framing {Path(root).name}", unit="photo", mininterval=5):
+        try:
+            framed = frame_face(open_one(name), geometry, size, "require")
+        except ImageError:
+            missed.append(name)
+            continue
+        faces[len(kept)] = ((image_to_tensor(framed.face, size) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        kept.append(name)
+        placements.append(framed.placement)
+    if not kept:
+        raise ImageError(f"{root}: no usable faces: the face finder found none in its {len(names)} images")
+    return FramedPhotos(torch.from_numpy(faces[: len(kept)]), kept, placements, missed)
+
+
+def split_by_person(framed: FramedPhotos, share: float = VAL_SHARE) -> tuple[list[int], list[int]]:
+    """Indices of the training and the validation photos."""
+    held = [is_validation(person_of(name), share) for name in framed.names]
+    return [i for i, h in enumerate(held) if not h], [i for i, h in enumerate(held) if h]
+
+
+def write_framing(framed: FramedPhotos, out: Path, share: float = VAL_SHARE) -> dict:
+    """Write train.npy, val.npy and framing.json to out; returns the summary."""
+    train, val = split_by_person(framed, share)
+    if not train or not val:
+        raise ImageError(f"{len(framed.names)} framed photos give an empty {'training' if not train else 'validation'} "
+                         f"side at a validation share of {share}")
+    out.mkdir(parents=True, exist_ok=True)
+    for split, indices in (("train", train), ("val", val)):
+        path = out / f"{split}.npy"
+        with open(path.with_suffix(".tmp"), "wb") as handle:
+            np.save(handle, framed.faces[indices].numpy())
+        path.with_suffix(".tmp").replace(path)
+    people = {split: len({person_of(framed.names[i]) for i in indices}) for split, indices in (("train", train),
+                                                                                              ("val", val))}
+    summary = {"photos": len(framed.names) + len(framed.missed), "framed": len(framed.names),
+               "missed": len(framed.missed), "train": len(train), "val": len(val), "people": people,
+               "val_share": share, "split": "by person: sha256(name)[:8] / 2^64 < val_share"}
+    records = [{"name": framed.names[i], "split": split, "placement": list(framed.placements[i].stored())}
+               for split, indices in (("train", train), ("val", val)) for i in indices]
+    document = {**summary, "missed_photos": framed.missed, "photos_kept": records}
+    write_bytes_atomic(out / "framing.json", json.dumps(document, indent=1).encode())
+    return summary
+
+
+def load_framed(folder: str | Path, split: str) -> torch.Tensor:
+    """A framing's uint8 faces (N, 3, S, S) for split 'train' or 'val'."""
+    path = Path(folder) / f"{split}.npy"
+    if not path.is_file():
+        raise ImageError(f"{path}: no framed faces (make them with python -m gecodec.train.photos)")
+    faces = np.load(path)
+    if faces.ndim != 4 or faces.shape[1] != 3 or faces.dtype != np.uint8 or not len(faces):
+        raise ImageError(f"{path}: not a non-empty uint8 array of N x 3 x S x S faces")
+    return torch.from_numpy(faces)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder (or archive) of photos, a folder per person")
+    parser.add_argument("--bundle", default="celeba64-default", help="the model whose framing to use")
+    parser.add_argument("--out", type=Path, required=True, help="folder for train.npy, val.npy and framing.json")
+    parser.add_argument("--val-share", type=float, default=VAL_SHARE, help="share of the people held out")
+    parser.add_argument("--limit", type=int, default=None, help="frame only the first N photos")
+    args = parser.parse_args(argv)
+    if (args.out / "framing.json").exists():
+        raise SystemExit(f"{OutputError.__name__}: {args.out} already holds a framing")
+    bundle = load_model(args.bundle)
+    if bundle.crop is None:
+        raise SystemExit(f"{args.bundle}: the model has no face geometry to frame photos with")
+    try:
+        summary = write_framing(frame_photos(args.data, bundle.crop, bundle.image_size, args.limit), args.out,
+                                args.val_share)
+    except ImageError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
