@@ -32,11 +32,15 @@ from gecodec.options import DEFAULT_BITS
 from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack_bits
 from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
+from gecodec.search_budget import DRAW_FLOPS, check_search_budget, forward_macs, gaussian_flops, pass_flops, search_flops
 
-GAUSSIAN_CACHE_SIZE = 4  # cs matrices kept per codec: one is up to 3HW x 3HW floats
+# cs matrices kept per codec, in bytes; the one in use is kept whatever its size (up to 3HW x 3HW floats: 604 MB at
+# 64x64), and the cache is emptied before a new one is drawn when both would not fit.
+GAUSSIAN_CACHE_BYTES = 256 << 20
 # A matrix draw runs on one core (50 ms for a count of 1,000 at 64x64), so small ones are drawn this many at a
 # time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.
 MATRICES_AT_ONCE, MATRIX_BYTES_AT_ONCE = 2, 256 << 20
+MAX_START_RMS = 20.0  # a learned start's latent beyond this RMS is no draw of N(0, I): a broken solver
 INTERPOLATED_PROBES = 6  # largest_fitting's, before it bisects
 
 
@@ -105,6 +109,8 @@ class Codec:
         self.lo = self.bundle.calibration_lo.to(self.device)
         self.hi = self.bundle.calibration_hi.to(self.device)
         self._gaussians: OrderedDict[tuple[int, int], GaussianMeasurement] = OrderedDict()
+        self._generator_macs: int | None = None  # counted at the first decode (gecodec.search_budget)
+        self._encoder_macs = 0
         if self.device.type == "cuda":
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
@@ -120,24 +126,32 @@ class Codec:
         if key in self._gaussians:
             self._gaussians.move_to_end(key)
         else:
-            self._keep_gaussian(key, GaussianMeasurement(count, self.image_size, seed))
+            self._make_room(self._matrix_bytes(count))
+            self._gaussians[key] = GaussianMeasurement(count, self.image_size, seed).to(self.device)
         return self._gaussians[key]
 
-    def _keep_gaussian(self, key: tuple[int, int], matrix: GaussianMeasurement) -> None:
-        self._gaussians[key] = matrix.to(self.device)
-        while len(self._gaussians) > GAUSSIAN_CACHE_SIZE:
-            self._gaussians.popitem(last=False)
+    def _matrix_bytes(self, count: int) -> int:
+        return count * 3 * self.image_size**2 * 4
+
+    def _make_room(self, needed: int) -> None:
+        """Drop the least recently used cs matrices until ``needed`` more bytes fit in GAUSSIAN_CACHE_BYTES."""
+        held = sum(self._matrix_bytes(count) for count, _ in self._gaussians)
+        while self._gaussians and held + needed > GAUSSIAN_CACHE_BYTES:
+            (count, _), _ = self._gaussians.popitem(last=False)
+            held -= self._matrix_bytes(count)
 
     def _draw_gaussians(self, keys: list[tuple[int, int]]) -> None:
         """Draw the cs matrices for up to MATRICES_AT_ONCE (count, seed) keys into the cache, in parallel
         when they are small."""
         missing = [key for key in dict.fromkeys(keys) if key not in self._gaussians]
-        if len(missing) < 2 or sum(count for count, _ in missing) * 3 * self.image_size**2 * 4 > MATRIX_BYTES_AT_ONCE:
+        needed = sum(self._matrix_bytes(count) for count, _ in missing)
+        if len(missing) < 2 or needed > MATRIX_BYTES_AT_ONCE:
             return  # gaussian() draws them one by one
+        self._make_room(needed)
         with ThreadPoolExecutor(len(missing)) as pool:
             drawn = pool.map(lambda key: GaussianMeasurement(key[0], self.image_size, key[1]), missing)
             for key, matrix in zip(missing, drawn):
-                self._keep_gaussian(key, matrix)
+                self._gaussians[key] = matrix.to(self.device)
 
     # -- encoding ---------------------------------------------------------------------------------
 
@@ -322,8 +336,9 @@ class Codec:
                                       rung.kind, rung.on_start)
 
     def base_decodes(self, bases: list[bytes]) -> torch.Tensor:
-        """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU."""
-        return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases])))
+        """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU: each searched
+        alone, as decode_parsed searches a file with a layer on its search."""
+        return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases], batch_size=1)))
 
     def start_pictures(self, values: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """G(z0) for the learned start z0 of each row of dequantized measurements (B, m): the picture that layers on
@@ -333,7 +348,11 @@ class Codec:
         pictures = []
         with torch.no_grad():
             for chunk in values.split(batch_size):
-                pictures.append(self.generator(self.solver.start(chunk.to(self.device))).float().cpu().clamp(-1, 1))
+                z0 = self.solver.start(chunk.to(self.device))
+                if not bool(torch.isfinite(z0).all()) or float(z0.pow(2).mean(1).sqrt().max()) > MAX_START_RMS:
+                    raise DecodeError(f"model {self.bundle.name}'s learned start is degenerate (non-finite, or far "
+                                      f"outside the prior N(0, I))")
+                pictures.append(self.generator(z0).float().cpu().clamp(-1, 1))
         return torch.cat(pictures)
 
     def layer_bases(self, bases: list[bytes], on_start: bool) -> torch.Tensor:
@@ -513,11 +532,18 @@ class Codec:
             item = parsed[i]
             h = item.header
             operator_key = ("cs", h.count, h.seed) if h.mode == "cs" else ("ge",)
-            groups[(operator_key, search_options(h, self.bundle.decode, **overrides))].append(i)
+            # A layer adds to the search's 8-bit decode, which a batch's arithmetic can move by one level: such
+            # files are searched alone, as their encoder searched them (base_decodes).
+            alone = (i,) if item.layer and not base_only else ()
+            groups[(operator_key, search_options(h, self.bundle.decode, **overrides), *alone)].append(i)
+        if not (overrides.get("iters") is not None and overrides.get("restarts") is not None):
+            for operator_key, options, *_ in groups:
+                self._check_budget(operator_key, options)
         keys = list(groups)
-        for index, ((operator_key, options), members) in enumerate(groups.items()):
+        for index, ((operator_key, options, *_), members) in enumerate(groups.items()):
             if index % MATRICES_AT_ONCE == 0:  # the next groups' cs matrices, drawn together
-                self._draw_gaussians([key[1:] for key, _ in keys[index : index + MATRICES_AT_ONCE] if key[0] == "cs"])
+                upcoming = keys[index : index + MATRICES_AT_ONCE]
+                self._draw_gaussians([key[0][1:] for key in upcoming if key[0][0] == "cs"])
             measure = self.encoder if operator_key[0] == "ge" else self.gaussian(operator_key[1], operator_key[2])
             for start in range(0, len(members), batch_size):
                 chunk = members[start : start + batch_size]
@@ -533,11 +559,39 @@ class Codec:
                 if not bool(torch.isfinite(result.images).all()):  # never a silent black image
                     raise DecodeError(f"the search diverged to non-finite pixels (lr {options.lr}, lam {options.lam})")
                 out[chunk] = result.images.float().cpu().clamp(-1, 1)
+            del measure  # a cs matrix evicted from the cache is freed before the next group draws its own
         for i, item in enumerate(parsed):
             if item.layer and not base_only:
                 layer = item.header.layer
                 out[i] = self.refined(pixels_to_tensor(tensor_to_pixels(out[i])), item.layer, layer.level, layer.kind)
+        if not bool(torch.isfinite(out).all()):  # a start picture or a layer's network gone wrong: never black
+            raise DecodeError(f"model {self.bundle.name} decoded to non-finite pixels")
         return out
+
+    def _check_budget(self, operator_key: tuple, options: SearchOptions) -> None:
+        """Refuse a search group whose work per face is over the budget (gecodec.search_budget)."""
+        ge_pass = self._pass_flops(("ge",))
+        own_steps = self.solver.config.steps if self.solver is not None else 0
+        own = search_flops(self.bundle.decode, own_steps, ge_pass)
+        if operator_key[0] == "ge":
+            asked = search_flops(options, own_steps, ge_pass)
+        else:
+            pixels = 3 * self.image_size**2
+            draw = 0 if operator_key[1:] in self._gaussians else DRAW_FLOPS * operator_key[1] * pixels
+            asked = search_flops(options, 0, self._pass_flops(operator_key), draw)
+        what = (f"a {operator_key[0]} file for model {self.bundle.name} ({options.iters} iterations x "
+                f"{options.restarts} restarts)")
+        check_search_budget(asked, own, what)
+
+    def _pass_flops(self, operator_key: tuple) -> int:
+        """FLOPs of one search pass of one face for a measurement operator: G and EN, or G and a cs matrix."""
+        if self._generator_macs is None:
+            size, latent = self.image_size, self.generator.config.latent_dim
+            self._generator_macs = forward_macs(self.generator, torch.zeros(1, latent, device=self.device))
+            self._encoder_macs = forward_macs(self.encoder, torch.zeros(1, 3, size, size, device=self.device))
+        if operator_key[0] == "ge":
+            return pass_flops(self._generator_macs + self._encoder_macs)
+        return pass_flops(self._generator_macs) + gaussian_flops(operator_key[1], 3 * self.image_size**2)
 
     def refined(self, pixels: torch.Tensor, layer: bytes, level: int, kind: str = "dct") -> torch.Tensor:
         """A base decode as 8-bit pixels (what both sides know exactly) refined by a layer's bytes."""

@@ -144,15 +144,18 @@ def test_user_settings_may_go_past_the_limits_a_file_may_ask_for():
     assert search_options(header, iters=6000, restarts=20).iters == 6000
 
 
-def test_the_cs_matrix_cache_keeps_only_the_most_recent_few(codec):
-    from gecodec.codec import GAUSSIAN_CACHE_SIZE
+def test_the_cs_matrix_cache_is_bounded_in_bytes_and_keeps_the_most_recent(codec, monkeypatch: pytest.MonkeyPatch):
+    from gecodec import codec as codec_module
 
+    one = codec._matrix_bytes(16)
+    monkeypatch.setattr(codec_module, "GAUSSIAN_CACHE_BYTES", 3 * one)
     for seed in range(50):
         codec.gaussian(16, seed)
-    assert len(codec._gaussians) == GAUSSIAN_CACHE_SIZE
-    assert list(codec._gaussians) == [(16, seed) for seed in range(50 - GAUSSIAN_CACHE_SIZE, 50)]
+    assert list(codec._gaussians) == [(16, 47), (16, 48), (16, 49)]
     reused = codec.gaussian(16, 49)
     assert codec.gaussian(16, 49) is reused
+    codec.gaussian(64, 0)  # larger than the whole cache: drawn alone, the cache emptied first
+    assert list(codec._gaussians) == [(64, 0)]
 
 
 def test_cs_files_with_distinct_seeds_decode_in_one_batch_as_they_do_alone(codec):
