@@ -21,19 +21,20 @@ import numpy as np
 import torch
 
 from bench import restoration
-from bench.codecs import BenchCodec, find_bundles, make_codecs, one_per_generator
+from bench.codecs import BenchCodec, GePhotoCodec, find_bundles, make_codecs, one_per_generator, pixels_key
 from bench.harness import Records, check_store, generator_floors, run_codec, setting_key
 from bench.identity import face_identity
 from bench.plots import measurements_plot, rd_plot, reconstruction_grid
 from bench.presets import GRID_ROWS, PRESETS, Preset, everything
 from bench.report import compressai_json, markdown_table, summarise, write_json
-from gecodec.codec import resolve_device
+from gecodec.codec import Source, resolve_device
 from gecodec.errors import GecError
 from gecodec.imageio import tensor_to_pixels
 from gecodec.search import SearchOptions
 from gecodec.train.data import load_named_images, to_float
 from gecodec.train.distributed import describe_hardware
 from gecodec.train.gan import sample_latent
+from gecodec.train.photos import framed_records, load_framed
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -42,7 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", choices=[*PRESETS, "run", "restore"])
-    parser.add_argument("--data", type=Path, required=True, help="folder (or .tar/.zip) of images")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="folder (or .tar/.zip) of images, or a framing folder of photos' faces (its validation "
+                             "people, coded by ge-photo through the photo path as well)")
     parser.add_argument("--n", type=int, default=None, help="use the first N images")
     parser.add_argument("--size", type=int, default=64, help="images are centre-cropped and resized to this")
     parser.add_argument("--codecs", default=None, help="comma-separated codec names (run; or a subset of a preset)")
@@ -57,6 +60,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--restarts", type=int, default=None, help=f"search restarts (default {SearchOptions.restarts})")
     parser.add_argument("--keep", type=int, default=8, help="images shown in the grid")
     return parser.parse_args(argv)
+
+
+def load_faces(data: Path, size: int, limit: int | None) -> tuple[torch.Tensor, list[str], dict[bytes, Source] | None]:
+    """uint8 faces, their names and, for a framing folder (python -m gecodec.train.photos), their validation
+    photos' sources (the photo's size and the face's placement in it) for the photo path."""
+    if not (data / "framing.json").is_file():
+        return (*load_named_images(data, size, limit=limit), None)
+    faces, records = load_framed(data, "val")[:limit], framed_records(data, "val")[:limit]
+    if faces.shape[-1] != size or len(faces) != len(records):
+        raise GecError(f"{data}: its faces are not {size}x{size}, or do not match framing.json")
+    sources = {pixels_key(to_float(face[None])[0]): Source(tuple(r["size"]), tuple(r["placement"]))
+               for face, r in zip(faces, records)}
+    return faces, [r["name"] for r in records], sources
 
 
 def report_error(message: str) -> None:
@@ -135,13 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         check_store(store, args.size, SearchOptions(**search))
         face_identity()  # loads dlib's models now: if they are missing, the run stops here with one line
         device = resolve_device(args.device)
-        uint8, names = load_named_images(args.data, args.size, limit=args.n)
+        uint8, names, sources = load_faces(args.data, args.size, args.n)
         bundles = find_bundles(args.models, args.size)
     except GecError as exc:
         report_error(str(exc))
         return 1
     images = to_float(uint8)
-    codecs, unknown = make_codecs(wanted, bundles, tuple(args.bits), args.device, search)
+    if sources is None and not args.codecs:  # the photo path needs photos
+        wanted = [name for name in wanted if name != GePhotoCodec.name]
+    codecs, unknown = make_codecs(wanted, bundles, tuple(args.bits), args.device, search, sources)
     for name in unknown:
         report_error(f"unknown codec {name!r}; skipped")
     records, ok = run_preset(preset, codecs, images, names, store, args, device)

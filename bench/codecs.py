@@ -16,6 +16,7 @@ from PIL import Image
 from bench.lasso_dct import BASES, lasso_dct_decode
 from gecodec.bundle import Bundle, available_bundles, load_bundle, load_model, tensors_digest
 from gecodec.codec import Codec as GecCodec
+from gecodec.codec import Source
 from gecodec.errors import GecError
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
 from gecodec.refine import LEVELS as REFINE_LEVELS
@@ -144,6 +145,29 @@ class GeCodec(GenerativeCodec):
         return f"{kind} m={setting['m']} {rate} ({setting['model']})"
 
 
+class GePhotoCodec(GeCodec):
+    """GE through the photo path: each face as `gec encode` frames it in its photo, its file holding where the face
+    lies (the photo's size and the crop's placement), as a user's file does. Faces are looked up by their pixels."""
+
+    name = "ge-photo"
+    description = "gecodec on faces framed in photos by its face finder, each file holding the face's position"
+
+    def __init__(self, bundles: list[Bundle], bits: tuple[int, ...], device: str | None, search: Setting,
+                 sources: dict[bytes, Source]) -> None:
+        super().__init__(bundles, bits, device, search)
+        self.sources = sources
+
+    def encode(self, images: torch.Tensor, setting: Setting) -> list[bytes]:
+        rate = {k: setting[k] for k in ("bits", "quality", "target_bytes", "refine") if k in setting}
+        sources = [self.sources[pixels_key(image)] for image in images]
+        return self.codec(setting).encode_batch(images, sources=sources, **rate)
+
+
+def pixels_key(image: torch.Tensor) -> bytes:
+    """A face's 8-bit pixels, as the key of its photo source."""
+    return tensor_to_pixels(image[None]).tobytes()
+
+
 class AeCodec(GeCodec):
     name = "ae"
     description = "the GE1 autoencoder's own decoder on the same quantized m (same bytes as ge)"
@@ -217,13 +241,15 @@ GENERATIVE = {"ge": GeCodec, "ae": AeCodec, "csgm": CsgmCodec, "lasso-dct": Lass
 
 
 def make_codecs(names: list[str], bundles: list[Bundle], bits: tuple[int, ...], device: str | None,
-                search: Setting) -> tuple[dict[str, BenchCodec], list[str]]:
-    """The named codecs, and the names that are not codecs."""
+                search: Setting, sources: dict[bytes, Source] | None = None) -> tuple[dict[str, BenchCodec], list[str]]:
+    """The named codecs, and the names that are not codecs; ge-photo only with the faces' photo sources."""
     pillow = {c.name: c for c in pillow_codecs()}
     codecs: dict[str, BenchCodec] = {}
     unknown = []
     for name in names:
-        if name in GENERATIVE:
+        if name == GePhotoCodec.name and sources is not None:
+            codecs[name] = GePhotoCodec(bundles, bits, device, search, sources)
+        elif name in GENERATIVE:
             codecs[name] = GENERATIVE[name](bundles, bits, device, search)
         elif name in pillow:
             codecs[name] = pillow[name]

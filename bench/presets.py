@@ -49,7 +49,7 @@ PRESETS = {
                {"ge": at(m=128, bits=8)}, floor=False, generated=True),
         Preset("figure6", "GE1 MSE against m = 64, 128, 256 (8 bits)", {"ge": at(m=[64, 128, 256], bits=8)}, by_m=True),
         Preset("rd", "the rate-distortion sweep of every codec (CSGM and Lasso-DCT at fewer settings)",
-               {**{name: everything for name in ("ge", "ae", "jpeg", "webp", "avif")},
+               {**{name: everything for name in ("ge", "ge-photo", "ae", "jpeg", "webp", "avif")},
                 "csgm": csgm_sweep, "lasso-dct": at(bits=8)}),
     ]
 }

@@ -441,7 +441,7 @@ class Codec:
         parsed = self.parse(data)
         decoded = self.decode_parsed([parsed], 1)
         psnr = round(float(psnr_8bit(decoded, x)[0]), 2)
-        expected = expected_psnr(self.bundle, parsed.header)
+        expected = expected_psnr(self.bundle, parsed.header, framed.how)
         if expected is None:
             return data, EncodeReport(len(data), psnr, None, framed.how)
         return data, EncodeReport(len(data), psnr, expected.psnr, framed.how, expected.on)

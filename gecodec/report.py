@@ -1,9 +1,10 @@
 """What a file will decode to: the encoder runs the (deterministic) decoder and compares with its input.
 
-The expected figure comes from the model card: for a file with a refinement layer, the quality ladder's figure
-for its rung (training faces); else the validation curve of entropy-coded files (of its coder) at the file's
-quality, or the validation PSNR of 8-bit files. A file that decodes far below it holds an image unlike the
-faces the model knows.
+The expected figure comes from the model card, measured on faces like the input: for a face framed in a photo,
+the curve of validation photos through the same path (gecodec.train.photo_card), when the card has one; else, for
+a file with a refinement layer, the quality ladder's figure for its rung (training faces), or the validation curve
+of entropy-coded files (of its coder) at the file's quality, or the validation PSNR of 8-bit files. A file that
+decodes far below it holds an image unlike the faces the model knows.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class EncodeReport:
     psnr: float  # of the decoded file against the encoder's input, at the model's size (8-bit RGB)
     expected_psnr: float | None  # the model card's figure for files like this one, when it has one
     framing: str = "as given"  # how the face crop was taken from the input: aligned, centre or as given
-    expected_on: str = "validation"  # the faces the card measured expected_psnr on: validation or training
+    expected_on: str = "validation"  # the faces the card measured expected_psnr on: validation, training or photos
 
     @property
     def unusual(self) -> bool:
@@ -39,19 +40,28 @@ class EncodeReport:
         text = f"{self.bytes} bytes, decodes to {self.psnr:.2f} dB"
         text += {"aligned": " (face aligned)", "centre": " (centre crop)"}.get(self.framing, "")
         if self.expected_psnr is not None:
-            text += f" ({self.expected_on} faces: {self.expected_psnr:.2f} dB)"
+            text += f" ({EXPECTED_ON.get(self.expected_on, self.expected_on)}: {self.expected_psnr:.2f} dB)"
         return text
+
+
+EXPECTED_ON = {"validation": "validation faces", "training": "training faces", "photos": "validation photos"}
+PHOTO_FRAMINGS = ("aligned", "centre")  # how a photo's face is framed; "as given" is a face crop
 
 
 class Expected(NamedTuple):
     psnr: float
-    on: str  # the faces the card measured it on: "validation" or "training"
+    on: str  # the faces the card measured it on: "validation", "training" or "photos"
 
 
-def expected_psnr(bundle: Bundle, header: Header) -> Expected | None:
-    """The card's PSNR for files like this one: a layered file's rung on the quality ladder (measured on the
-    training faces that picked it), a base's validation figure interpolated along the quality curve, or at 8
-    bits. None when the card has no figure for it (a layer that is not on the ladder)."""
+def expected_psnr(bundle: Bundle, header: Header, framing: str = "as given") -> Expected | None:
+    """The card's PSNR for files like this one: for a photo's face, the validation photos' curve at the file's
+    quality; else a layered file's rung on the quality ladder (measured on the training faces that picked it), a
+    base's validation figure interpolated along the quality curve, or at 8 bits. None when the card has no figure
+    for it (a layer that is not on the ladder)."""
+    if framing in PHOTO_FRAMINGS:
+        photos = _photo_psnr(bundle, header)
+        if photos is not None:
+            return photos
     if header.layer is not None:
         return _ladder_psnr(bundle, header)
     if header.quality is not None:
@@ -79,3 +89,29 @@ def _ladder_psnr(bundle: Bundle, header: Header) -> Expected | None:
     if not isinstance(row, dict) or not isinstance(row.get("psnr"), (int, float)):
         return None
     return Expected(round(float(row["psnr"]), 2), "training")
+
+
+def file_quality(bundle: Bundle, header: Header) -> int | None:
+    """The --quality a file was written at: its rung's place on the model's ladder, or its coder's quality on a
+    model without one. None for a file off the ladder (fixed-length, or a layer the ladder does not hold)."""
+    if header.quality is None or header.transform != (bundle.transform is not None):
+        return None
+    if bundle.ladder is None:
+        return header.quality if header.layer is None else None
+    layer = header.layer
+    rung = Rung(header.quality) if layer is None else Rung(header.quality, layer.level, layer.kind, layer.on_start)
+    return bundle.ladder.index(rung) if rung in bundle.ladder else None
+
+
+def _photo_psnr(bundle: Bundle, header: Header) -> Expected | None:
+    """The card's validation photos' PSNR at the file's quality (gecodec.train.photo_card), interpolated."""
+    quality = file_quality(bundle, header)
+    photos = bundle.card.get("photos")
+    rows = photos.get("curve") if isinstance(photos, dict) else None
+    rows = rows if isinstance(rows, list) else []
+    points = sorted((row["quality"], row["psnr"]) for row in rows if isinstance(row, dict)
+                    and isinstance(row.get("quality"), int) and isinstance(row.get("psnr"), (int, float)))
+    if quality is None or not points:
+        return None
+    qualities, psnrs = zip(*points)
+    return Expected(round(float(np.interp(quality, qualities, psnrs)), 2), "photos")

@@ -264,3 +264,20 @@ def test_the_speed_bench_times_every_setting_per_image():
     timed = ["encode_ms_per_image", *(f"encode_ms_per_image_target_{t}_bytes" for t in TARGET_BYTES)]
     assert [key for key in row if key.startswith("encode_")] == timed  # no ladder: no layered qualities
     assert all(row[key] > 0 for key in timed) and row["decode_s_per_image"] > 0
+
+
+def test_a_framing_folder_runs_its_validation_faces_through_the_photo_path_too(tmp_path: Path):
+    from bench.harness import Records
+
+    framing = tmp_path / "framing"
+    framing.mkdir()
+    faces = np.stack([np.asarray(face_like(16, 16, seed=i)).transpose(2, 0, 1) for i in range(3)])
+    np.save(framing / "val.npy", faces)
+    records = [{"name": f"P{i}/p.jpg", "split": "val", "size": [300, 200], "placement": [150 + i, 90, 120, -35]}
+               for i in range(3)]
+    (framing / "framing.json").write_text(json.dumps({"photos_kept": records}))
+    assert main(["run", "--codecs", "ge,ge-photo", "--data", str(framing), "--out", str(tmp_path / "out"), *FAST]) == 0
+    crop, photo = (Records(tmp_path / "out" / "records" / f"{name}.jsonl").done for name in ("ge", "ge-photo"))
+    assert sorted(crop) == sorted(photo) and {image for _, image in crop} == {r["name"] for r in records}
+    for key, record in crop.items():  # the same face, decoded alike; the photo's file also holds its position
+        assert photo[key]["psnr"] == record["psnr"] and photo[key]["bytes"] > record["bytes"]

@@ -133,3 +133,35 @@ def test_joint_training_on_a_mix_refuses_to_resume_with_another_mix(tmp_path: Pa
     bad = gec("train", "joint", "--data", faces, "--out", tmp_path / "r2", "--steps", "1", *TINY_JOINT,
               "--augment", "blur")
     assert bad.exit_code != 0 and "KIND=P" in bad.output
+
+
+def test_the_card_measures_photos_through_the_photo_path_and_the_report_names_them(tmp_path: Path):
+    import shutil
+
+    from gecodec.bundle import load_bundle
+    from gecodec.container import Header
+    from gecodec.report import EncodeReport, expected_psnr
+    from gecodec.train.photo_card import main as photo_card_main
+
+    from conftest import ENTROPY_BUNDLE, face_like
+
+    bundle_path = tmp_path / "model.safetensors"
+    shutil.copy(ENTROPY_BUNDLE, bundle_path)
+    framing = tmp_path / "framing"
+    framing.mkdir()
+    np.save(framing / "val.npy", np.stack([np.asarray(face_like(16, 16, seed=i)).transpose(2, 0, 1) for i in range(2)]))
+    records = [{"name": f"P{i}/p.jpg", "split": "val", "size": [90, 70], "placement": [40, 30, 50, 20]} for i in range(2)]
+    (framing / "framing.json").write_text(json.dumps({"photos_kept": records}))
+    photo_card_main(["--bundle", str(bundle_path), "--photos", str(framing), "--faces", "test people",
+                     "--qualities", "0", "100"])
+    bundle = load_bundle(bundle_path)
+    assert bundle.model_hex == load_bundle(ENTROPY_BUNDLE).model_hex
+    curve = bundle.card["photos"]["curve"]
+    assert [row["quality"] for row in curve] == [0, 100] and curve[0]["bytes"] < curve[1]["bytes"]
+    header = Header(model_id=bundle.model_id, quality=50)
+    between = round((curve[0]["psnr"] + curve[1]["psnr"]) / 2, 2)
+    assert expected_psnr(bundle, header, "aligned") == (between, "photos")
+    bundle.card["rate"] = {"val_curve": [{"quality": 0, "psnr": 30.0}, {"quality": 100, "psnr": 40.0}]}
+    assert expected_psnr(bundle, header, "as given") == (35.0, "validation")  # a face crop: the crops' own curve
+    report = EncodeReport(80, 20.0, between, "aligned", "photos")
+    assert report.describe().endswith(f"(validation photos: {between:.2f} dB)")

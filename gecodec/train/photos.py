@@ -53,6 +53,7 @@ class FramedPhotos:
     faces: torch.Tensor
     names: list[str]
     placements: list[Placement]
+    sizes: list[tuple[int, int]]  # each photo's width and height
     missed: list[str]  # photos whose face the finder did not find
 
 
@@ -65,19 +66,22 @@ def frame_photos(root: str | Path, geometry: CropGeometry, size: int, limit: int
     faces = np.empty((len(names), 3, size, size), dtype=np.uint8)
     kept: list[str] = []
     placements: list[Placement] = []
+    sizes: list[tuple[int, int]] = []
     missed: list[str] = []
     for name in tqdm(names, desc=f"framing {Path(root).name}", unit="photo", mininterval=5):
         try:
-            framed = frame_face(open_one(name), geometry, size, "require")
+            photo = open_one(name)
+            framed = frame_face(photo, geometry, size, "require")
         except ImageError:
             missed.append(name)
             continue
         faces[len(kept)] = ((image_to_tensor(framed.face, size) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
         kept.append(name)
         placements.append(framed.placement)
+        sizes.append(photo.size)
     if not kept:
         raise ImageError(f"{root}: no usable faces: the face finder found none in its {len(names)} images")
-    return FramedPhotos(torch.from_numpy(faces[: len(kept)]), kept, placements, missed)
+    return FramedPhotos(torch.from_numpy(faces[: len(kept)]), kept, placements, sizes, missed)
 
 
 def split_by_person(framed: FramedPhotos, share: float = VAL_SHARE) -> tuple[list[int], list[int]]:
@@ -103,7 +107,8 @@ def write_framing(framed: FramedPhotos, out: Path, share: float = VAL_SHARE) -> 
     summary = {"photos": len(framed.names) + len(framed.missed), "framed": len(framed.names),
                "missed": len(framed.missed), "train": len(train), "val": len(val), "people": people,
                "val_share": share, "split": "by person: sha256(name)[:8] / 2^64 < val_share"}
-    records = [{"name": framed.names[i], "split": split, "placement": list(framed.placements[i].stored())}
+    records = [{"name": framed.names[i], "split": split, "size": list(framed.sizes[i]),
+                "placement": list(framed.placements[i].stored())}
                for split, indices in (("train", train), ("val", val)) for i in indices]
     document = {**summary, "missed_photos": framed.missed, "photos_kept": records}
     write_bytes_atomic(out / "framing.json", json.dumps(document, indent=1).encode())
@@ -119,6 +124,16 @@ def load_framed(folder: str | Path, split: str) -> torch.Tensor:
     if faces.ndim != 4 or faces.shape[1] != 3 or faces.dtype != np.uint8 or not len(faces):
         raise ImageError(f"{path}: not a non-empty uint8 array of N x 3 x S x S faces")
     return torch.from_numpy(faces)
+
+
+def framed_records(folder: str | Path, split: str) -> list[dict]:
+    """framing.json's records of a split, in the order of its faces: name, photo size and placement."""
+    path = Path(folder) / "framing.json"
+    try:
+        records = json.loads(path.read_text())["photos_kept"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ImageError(f"{path}: unreadable framing ({exc.__class__.__name__})") from None
+    return [record for record in records if record["split"] == split]
 
 
 def main(argv: list[str] | None = None) -> None:
