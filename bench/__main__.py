@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=None, help=f"search iterations (default {SearchOptions.iters})")
     parser.add_argument("--restarts", type=int, default=None, help=f"search restarts (default {SearchOptions.restarts})")
     parser.add_argument("--keep", type=int, default=8, help="images shown in the grid")
+    parser.add_argument("--no-floor", action="store_true", help="leave out the generator's floor (a long search)")
     return parser.parse_args(argv)
 
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         report_error(f"unknown codec {name!r}; skipped")
     records, ok = run_preset(preset, codecs, images, names, store, args, device)
     floor = None
-    if preset.floor and bundles:
+    if preset.floor and bundles and not args.no_floor:
         generators = {bundle.name: bundle.generator for bundle in one_per_generator(bundles)}
         floor = generator_floors(generators, images, names, store, SearchOptions(**search), args.batch_size, args.keep,
                                  device, describe_hardware(device))
