@@ -33,6 +33,8 @@ MAX_QUALITY = 100
 MAX_LAYER_LEVEL = 15  # a refinement layer's levels (gecodec.refine.LEVELS)
 MAX_HEADER_SIZE = 1024  # bytes; a longer header is rejected before it is parsed
 MAX_PAYLOAD_SIZE = 1 << 16  # bytes after decompression
+ZSTD_FEED = 64  # bytes of a zstd frame per step: a block takes 4 or more, so a step adds at most 17 blocks of
+# output, each no larger than the window (MAX_PAYLOAD_SIZE): about 1.1 MiB
 MAX_FILE_SIZE = 4 + MAX_HEADER_SIZE + MAX_PAYLOAD_SIZE + CHECKSUM_SIZE
 
 MODES = ("ge", "cs")
@@ -44,8 +46,16 @@ KEY_LAYER, KEY_LEARNED_LAYER, KEY_START_LAYER, KEY_START_LEARNED_LAYER = 9, 10, 
 # A refinement layer's (kind, whether it refines the start picture) -> its key
 LAYER_KEYS = {("dct", False): KEY_LAYER, ("learned", False): KEY_LEARNED_LAYER,
               ("dct", True): KEY_START_LAYER, ("learned", True): KEY_START_LEARNED_LAYER}
-# Version 2 codes ge mode only; its seed lives in the extras.
+# Version 1 has no seed key (the seed is a header field) and no layers; version 2 codes ge mode only.
+V1_KEYS = (KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_GRAY, KEY_CROP)
 V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, *LAYER_KEYS.values())
+# Each extras key's field and msgpack type, checked before any value is used; _validate checks the rest.
+EXTRAS_TYPES = {KEY_MODE: ("mode", "int"), KEY_SIZE: ("original size", "array"),
+                KEY_COUNT: ("measurement count", "int"), KEY_RANGE: ("quantizer range", "array"),
+                KEY_HINTS: ("decoder hints", "map"), KEY_SEED: ("seed", "int"), KEY_GRAY: ("grayscale flag", "bool"),
+                KEY_CROP: ("crop", "array"), **{key: ("refinement layer", "array") for key in LAYER_KEYS.values()}}
+MSGPACK_TYPES = {type(None): "nil", bool: "bool", int: "int", float: "float", str: "str", bytes: "bin",
+                 list: "array", dict: "map"}  # every type the header's unpacker makes
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 # What a file may ask of a decoder (formats/gec.md, Limits); the user's own settings may go further.
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
@@ -174,11 +184,34 @@ def read(data: bytes) -> tuple[Header, bytes]:
     header, _, stored, codec = _split(data)
     if codec == PAYLOAD_RAW:
         return header, stored
+    limit = MAX_PAYLOAD_SIZE if header.count is None else min(MAX_PAYLOAD_SIZE, -(-header.count * header.bits // 8))
+    return header, _decompress(stored, limit)
+
+
+def read_header(data: bytes) -> Header:
+    """Check a file's checksum and header without decompressing its payload: enough to find its model."""
+    return (_split_v2(data) if _version_of(data) in ENTROPY_VERSIONS else _split(data))[0]
+
+
+def _decompress(frame: bytes, limit: int) -> bytes:
+    """One zstd frame, and nothing after it, that decompresses to at most ``limit`` bytes. The frame is fed in
+    small steps, since python-zstandard ignores max_output_size when a frame declares its size; a window over
+    MAX_PAYLOAD_SIZE (gecodec's encoder sizes the window to the payload) is refused before it is allocated."""
+    stream = zstandard.ZstdDecompressor(max_window_size=MAX_PAYLOAD_SIZE).decompressobj()
+    payload, fed = bytearray(), 0
     try:
-        payload = zstandard.ZstdDecompressor().decompress(stored, max_output_size=MAX_PAYLOAD_SIZE)
+        while fed < len(frame) and not stream.eof:
+            payload += stream.decompress(frame[fed : fed + ZSTD_FEED])
+            fed += ZSTD_FEED
+            if len(payload) > limit:
+                raise FormatError(f"payload decompresses to more than {limit} bytes, the most its header allows")
     except zstandard.ZstdError as exc:
         raise FormatError(f"payload does not decompress ({exc})") from None
-    return header, payload
+    if not stream.eof:
+        raise FormatError("payload's zstd frame is truncated")
+    if stream.unused_data or fed < len(frame):
+        raise FormatError("payload has bytes after its zstd frame")
+    return bytes(payload)
 
 
 def layout(data: bytes) -> Layout:
@@ -219,18 +252,14 @@ def _split_v2(data: bytes) -> tuple[Header, int, bytes]:
     body, (stored_crc,) = data[:-CHECKSUM_SIZE_V2], struct.unpack("<H", data[-CHECKSUM_SIZE_V2:])
     if crc16(body) != stored_crc:
         raise FormatError("checksum mismatch: the file is corrupt or truncated")
-    (model_id,), flags = struct.unpack(">I", body[3:7]), body[7]
-    extras: Any = {}
+    (model_id,), flags, version = struct.unpack(">I", body[3:7]), body[7], body[2]
+    extras: dict[int, Any] = {}
     extras_size = 0
     if flags & HAS_EXTRAS:
         extras, extras_size = _parse_header(body[8:])
-        if not isinstance(extras, dict) or not all(isinstance(k, int) for k in extras):
-            raise FormatError("header extras must be a map with integer keys")
-        unknown = sorted(set(extras) - set(V2_KEYS))
-        if unknown:
-            raise FormatError(f"header extras key {unknown[0]} is not allowed in version {body[2]}")
-    header = _header_from_extras(extras, model_id=model_id, quality=flags & ~HAS_EXTRAS,
-                                 seed=extras.get(KEY_SEED, 0), transform=body[2] == VERSION_V3)
+        _check_extras(extras, version)
+    header = _header_from_extras(extras, version, model_id=model_id, quality=flags & ~HAS_EXTRAS,
+                                 seed=extras.get(KEY_SEED, 0), transform=version == VERSION_V3)
     return header, extras_size, body[8 + extras_size :]
 
 
@@ -246,10 +275,10 @@ def _split(data: bytes) -> tuple[Header, int, bytes, int]:
     return header, header_size, body[4 + header_size :], codec
 
 
-def _parse_header(data: bytes) -> tuple[list[Any], int]:
+def _parse_header(data: bytes) -> tuple[Any, int]:
     unpacker = msgpack.Unpacker(
-        raw=False, strict_map_key=False, max_buffer_size=MAX_HEADER_SIZE,
-        max_array_len=16, max_map_len=16, max_str_len=32, max_bin_len=32, max_ext_len=0,
+        raw=False, strict_map_key=False, max_buffer_size=MAX_HEADER_SIZE, object_pairs_hook=_unique_map,
+        ext_hook=_no_ext, max_array_len=16, max_map_len=16, max_str_len=32, max_bin_len=32, max_ext_len=0,
     )
     unpacker.feed(data[:MAX_HEADER_SIZE])
     try:
@@ -263,38 +292,61 @@ def _parse_header(data: bytes) -> tuple[list[Any], int]:
     return fields, unpacker.tell()
 
 
+def _unique_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    # A map that names a key twice (1 and true count as one) reads differently in other msgpack libraries.
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        raise FormatError("header has a map that repeats a key")
+    return mapping
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    # max_ext_len=0 stops every extension but an empty one
+    raise FormatError(f"header holds a msgpack extension (type {code}), which no field may be")
+
+
 def _header_from_fields(fields: Any) -> tuple[Header, int]:
     if not isinstance(fields, list) or len(fields) not in (4, 5):
         raise FormatError("header must be an array of 4 or 5 fields")
     model_id, bits, seed, codec = fields[:4]
-    extras = fields[4] if len(fields) == 5 else {}
-    if not isinstance(extras, dict) or not all(isinstance(k, int) for k in extras):
-        raise FormatError("header extras must be a map with integer keys")
-    if codec not in (PAYLOAD_RAW, PAYLOAD_ZSTD):
+    if not _is_int_in(codec, PAYLOAD_RAW, PAYLOAD_ZSTD):
         raise FormatError(f"unknown payload encoding {codec!r}")
-    if KEY_SEED in extras:
-        raise FormatError(f"header extras key {KEY_SEED} is not allowed in version 1")
-    return _header_from_extras(extras, model_id=model_id, bits=bits, seed=seed), codec
+    extras = fields[4] if len(fields) == 5 else {}
+    _check_extras(extras, VERSION)
+    return _header_from_extras(extras, VERSION, model_id=model_id, bits=bits, seed=seed), codec
 
 
-def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
+def _check_extras(extras: Any, version: int) -> None:
+    """Refuse an extras map with a key its version does not define, or a value of the wrong msgpack type."""
+    if not isinstance(extras, dict) or not all(type(key) is int for key in extras):
+        raise FormatError("header extras must be a map with integer keys")
+    for key in sorted(extras):
+        if key not in (V1_KEYS if version == VERSION else V2_KEYS):
+            raise FormatError(f"header extras key {key} is not allowed in version {version}")
+        (name, expected), found = EXTRAS_TYPES[key], MSGPACK_TYPES[type(extras[key])]
+        if found != expected:
+            raise FormatError(f"invalid header: {name} (extras key {key}) must be a msgpack {expected}, not {found}")
+
+
+def _header_from_extras(extras: dict[int, Any], version: int, **fixed: Any) -> Header:
+    """The header of a checked extras map (_check_extras) and the fields outside it."""
     mode_index = extras.get(KEY_MODE, 0)
-    if not isinstance(mode_index, int) or not 0 <= mode_index < len(MODES):
+    if not 0 <= mode_index < len(MODES):
         raise FormatError(f"unknown mode {mode_index!r}")
-    size, value_range, crop = extras.get(KEY_SIZE), extras.get(KEY_RANGE), extras.get(KEY_CROP)
     layers = [(*kind_on_start, extras[key]) for kind_on_start, key in LAYER_KEYS.items() if key in extras]
     if len(layers) > 1:
         raise FormatError("invalid header: a file holds one refinement layer, and this one names two")
+    arrays = {key: tuple(extras[key]) if key in extras else None for key in (KEY_SIZE, KEY_RANGE, KEY_CROP)}
     try:
         header = Header(
             mode=MODES[mode_index],
-            original_size=tuple(size) if isinstance(size, list) else size,
+            original_size=arrays[KEY_SIZE],
             count=extras.get(KEY_COUNT),
-            value_range=tuple(value_range) if isinstance(value_range, list) else value_range,
+            value_range=arrays[KEY_RANGE],
             hints=extras.get(KEY_HINTS, {}),
             grayscale=extras.get(KEY_GRAY, False),
-            crop=tuple(crop) if isinstance(crop, list) else crop,
-            layer=_layer(*layers[0]) if layers else None,
+            crop=arrays[KEY_CROP],
+            layer=_layer(*layers[0], version) if layers else None,
             **fixed,
         )
         _validate(header)
@@ -303,12 +355,15 @@ def _header_from_extras(extras: dict[int, Any], **fixed: Any) -> Header:
     return header
 
 
-def _layer(kind: str, on_start: bool, fields: Any) -> Layer:
-    # Learned and start layers always name their base; DCT layers from before base checks existed do not.
-    lengths = (4,) if kind == "learned" or on_start else (3, 4)
-    if not (isinstance(fields, list) and len(fields) in lengths):
+def _layer(kind: str, on_start: bool, fields: list[Any], version: int) -> Layer:
+    # Every layer names its base, save the DCT layers on the search's decode (key 9) that version-2 files made
+    # before base checks existed hold.
+    legacy = len(fields) == 3 and kind == "dct" and not on_start
+    if legacy and version == VERSION_V3:
+        raise ValueError("a DCT layer without a base check (key 9 of 3 fields) is refused in version 3")
+    if len(fields) != 4 and not legacy:
         raise ValueError(f"refinement layer {fields!r} is not [level, base bytes, check code, base check]")
-    return Layer(*fields[:3], kind, fields[3] if len(fields) > 3 else None, on_start)
+    return Layer(*fields[:3], kind, None if legacy else fields[3], on_start)
 
 
 def base_check(header: Header, base_payload: bytes) -> int:
@@ -345,7 +400,8 @@ def _validate(header: Header) -> None:
     if header.mode not in MODES:
         raise ValueError(f"mode {header.mode!r} is not one of {MODES}")
     if header.original_size is not None and not (
-        len(header.original_size) == 2 and all(_is_uint(v, MAX_SIDE + 1) and v > 0 for v in header.original_size)
+        isinstance(header.original_size, tuple) and len(header.original_size) == 2
+        and all(_is_uint(v, MAX_SIDE + 1) and v > 0 for v in header.original_size)
         and header.original_size[0] * header.original_size[1] <= MAX_PIXELS
     ):
         raise ValueError(f"original size {header.original_size!r} is not two positive integers of at most "
@@ -355,7 +411,7 @@ def _validate(header: Header) -> None:
     if header.mode == "cs" and (header.count is None or header.value_range is None):
         raise ValueError("cs mode needs the measurement count and the quantizer range")
     if header.value_range is not None and not (
-        len(header.value_range) == 2
+        isinstance(header.value_range, tuple) and len(header.value_range) == 2
         and all(isinstance(v, float) and math.isfinite(v) for v in header.value_range)
         and header.value_range[0] < header.value_range[1]
     ):

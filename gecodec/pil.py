@@ -25,19 +25,20 @@ class GecImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         data = self.fp.read(container.MAX_FILE_SIZE + 1)
         try:
-            header, _ = container.read(data)
-            side = find_by_id(header.model_id).image_size
+            header, _ = container.read(data)  # checks the whole file; the payload decompresses under its cap
+            bundle = find_by_id(header.model_id)
         except GecError as exc:
             raise SyntaxError(str(exc)) from None
         self._gec_data: bytes | None = data
-        self._size = (side, side)  # the face crop the file holds
+        self._gec_bundle = bundle  # load() decodes with it, rather than read the file again to find it
+        self._size = (bundle.image_size, bundle.image_size)  # the face crop the file holds
         self._mode = "L" if header.grayscale else "RGB"
         self.tile = []
         self.info["gec_header"] = header
 
     def load(self):  # noqa: ANN201 - Pillow's own signature
         if self._gec_data is not None:
-            self.im = api.decode(self._gec_data).im
+            self.im = api.get_codec(self._gec_bundle).decode_image(self._gec_data).im
             self._gec_data = None
         return Image.Image.load(self)
 

@@ -14,10 +14,11 @@ import pytest
 from gecodec import container
 from gecodec.bundle import Bundle, find_by_id, load_bundle
 from gecodec.codec import Codec
+from gecodec.errors import FormatError
 from gecodec.imageio import tensor_to_pixels
 from gecodec.quantize import unpack_bits
 
-from conftest import GOLDEN
+from conftest import GOLDEN, with_crc16
 
 SETS = {path.name: json.loads(path.read_text()) for path in sorted(GOLDEN.glob("expected*.json"))}
 FILES = [(set_name, name) for set_name, spec in SETS.items() for name in sorted(spec["files"])]
@@ -65,6 +66,20 @@ def test_golden_file_header_and_values(set_name, name):
         coder = bundle.transform if header.transform else bundle.entropy
         values = coder.decode(payload[: header.layer.base_bytes] if header.layer else payload, header.quality)
     assert values.tolist() == spec["values"]
+
+
+@pytest.mark.parametrize("set_name, name", FILES)
+def test_golden_file_parses_strictly_to_what_writes_its_own_bytes(set_name, name):
+    # Strict parsing (formats/gec.md: types, keys, one zstd frame) reads every old file as its writer meant it.
+    data = (GOLDEN / name).read_bytes()
+    assert container.write(*container.read(data)) == data
+
+
+def test_a_dct_layer_without_a_base_check_reads_in_its_version_2_golden_file_and_not_as_version_3():
+    data = (GOLDEN / "default-v3-refined.gec").read_bytes()  # version 2, key 9 of 3 fields: made before base checks
+    assert data[2] == container.VERSION_V2 and container.read(data)[0].layer.base_check is None
+    with pytest.raises(FormatError, match="refused in version 3"):
+        container.read(with_crc16(data[:2] + bytes([container.VERSION_V3]) + data[3:-2]))
 
 
 @pytest.mark.parametrize("set_name, name", FILES)
