@@ -6,8 +6,12 @@ bundle from an untrusted source cannot run code. The bundle id is derived from a
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import re
+import typing
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,14 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from gecodec.align import CropGeometry
-from gecodec.catalog import (COARSE_LEVELS_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION,
-                             LEARNED_REFINE_FORMAT_VERSION, OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID,
+from gecodec.catalog import (BUNDLE_SUFFIX, COARSE_LEVELS_FORMAT_VERSION, DTYPES, ENTROPY_FORMAT_VERSION, FORMAT_NAME,
+                             FORMAT_VERSION, LEARNED_REFINE_FORMAT_VERSION, OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID,
                              REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, START_LAYERS_FORMAT_VERSION,
-                             TRANSFORM_FORMAT_VERSION,
-                             available_bundles, digest, read_metadata, user_model_dir)
+                             TRANSFORM_FORMAT_VERSION, BundleFile, Entry,
+                             available_bundles, digest, find_bundles, is_shipped, read_metadata, user_model_dir)
 from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError
@@ -142,6 +146,16 @@ class Bundle:
     def encoder_kind(self) -> str:
         return "ge0" if isinstance(self.encoder, BeganEncoder) else "ge1"
 
+    @property
+    def decode_settings(self) -> dict[str, Any]:
+        """What changes a file's decode but lies outside the tensors that the model id covers: the networks'
+        configs (G's latent prior draws the search's starts) and the decode schedule. Bundles that share an id
+        must agree on it (find_by_id)."""
+        return {"generator": self.generator.config.to_dict(), "encoder_kind": self.encoder_kind,
+                "encoder": self.encoder.config.to_dict(),
+                "solver": self.solver.config.to_dict() if self.solver is not None else None,
+                "decode": vars(self.decode)}
+
 
 def _is_size(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
@@ -241,11 +255,9 @@ def update_bundle(path: str | Path, **fields: Any) -> Bundle:
     """Rewrite a bundle file with some fields replaced (the crop geometry, the refinement model, the quality
     ladder), keeping its weights' dtype and so its model id; BundleError, and the file as it was, when the
     result would not load."""
-    from safetensors import safe_open
-
     bundle = load_bundle(path)
-    with safe_open(str(path), framework="numpy") as handle:
-        half = any(handle.get_slice(name).get_dtype() == "F16" for name in handle.keys())
+    with BundleFile(path) as stored:
+        half = any(entry.dtype == "F16" for entry in stored.entries.values())
     for name, value in fields.items():
         setattr(bundle, name, value)
     if tensors_digest(bundle_tensors(bundle, torch.float16 if half else torch.float32)) != bundle.sha256:
@@ -276,23 +288,89 @@ STORED_DTYPES = ("F16", "F32")
 MAX_TABLE_ENTRIES = 1 << 20  # an entropy model's tables, all qualities together
 
 
-def _check_caps(config: dict) -> None:
+def _dataclass_fields(cls: type) -> dict[str, tuple[type, ...]]:
+    """A config dataclass's fields and the types each may hold, from its annotations."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: typing.get_args(hints[f.name]) or (hints[f.name],) for f in dataclasses.fields(cls)}
+
+
+# Every config field and the types of its value; a field that is not here, or a value of another type, is refused
+# before anything else reads the config. The sections in COMPLETE_SECTIONS must list every field; the others take
+# their dataclass's default for a field they leave out (bundles made before the field existed).
+CONFIG_SECTIONS = {
+    "generator": _dataclass_fields(GeneratorConfig),
+    "ae_decoder": {"channels": (int,)},
+    "solver": _dataclass_fields(SolverConfig),
+    "decode": _dataclass_fields(SearchOptions),
+    "entropy": {"qualities": (int,), "default_quality": (int,)},
+    "transform": {"qualities": (int,), "default_quality": (int,)},
+    "crop": {"eyes": (list,)},
+    "refine": {"levels": (int,), "rungs": (int,)},
+    "refine_learned": _dataclass_fields(RefinerConfig),
+}
+ENCODER_FIELDS = {kind: _dataclass_fields(config_class) for kind, (_, config_class) in ENCODER_KINDS.items()}
+CONFIG_VALUES = {"encoder_kind": (str,), "refine_learned_coarse": (int,), "quality_ladder": (list,)}
+COMPLETE_SECTIONS = ("solver", "decode", "entropy", "transform", "crop", "refine")
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", type(None): "null"}
+
+
+def _has_type(value: Any, types: tuple[type, ...]) -> bool:
+    """JSON's types: an integer is a number too, a boolean is neither, and a number is finite."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return int in types or float in types
+    if isinstance(value, float):
+        return float in types and math.isfinite(value)
+    return isinstance(value, tuple(t for t in types if t not in (int, float)))
+
+
+def _check_types(config: dict) -> None:
+    for name, types in CONFIG_VALUES.items():
+        if name in config and not _has_type(config[name], types):
+            raise ValueError(f"config {name} = {config[name]!r:.40} is not {TYPE_NAMES[types[0]]}")
+    kind = config.get("encoder_kind", "ge1")
+    if kind not in ENCODER_FIELDS:
+        raise ValueError(f"unknown encoder kind {kind!r:.40}")
+    sections = {**CONFIG_SECTIONS, "encoder": ENCODER_FIELDS[kind]}
+    unknown = sorted(set(config) - set(sections) - set(CONFIG_VALUES))
+    missing = [name for name in ("generator", "encoder") if name not in config]
+    if unknown or missing:
+        raise ValueError(f"config fields {unknown[:3]} unknown" if unknown else f"config has no {missing[0]}")
+    for name, fields in sections.items():
+        part = config.get(name, {})
+        if not isinstance(part, dict):
+            raise ValueError(f"config {name} is not an object")
+        for key, value in part.items():
+            if key not in fields:
+                raise ValueError(f"{name} field {key!r:.40} unknown")
+            if not _has_type(value, fields[key]):
+                raise ValueError(f"{name} {key} = {value!r:.40} is not {' or '.join(TYPE_NAMES[t] for t in fields[key])}")
+        if name in config and name in COMPLETE_SECTIONS and set(part) != set(fields):
+            raise ValueError(f"{name} fields {sorted(part)}, expected {sorted(fields)}")
+    eyes = config.get("crop", {}).get("eyes", [[0, 0], [0, 0]])
+    if not (len(eyes) == 2 and all(isinstance(eye, list) and len(eye) == 2 and all(_has_type(v, (float,)) for v in eye)
+                                   for eye in eyes)):
+        raise ValueError(f"crop eyes {eyes!r:.60} are not two [x, y] points")
+
+
+def _check_config(config: dict) -> None:
+    """Every field's name and type, then every size against its cap, before any network is built."""
+    _check_types(config)
     for coder in ("entropy", "transform"):
-        part = config.get(coder)
-        if part is not None and not (isinstance(part, dict) and part.get("qualities") == QUALITIES):
+        if coder in config and config[coder]["qualities"] != QUALITIES:
             raise ValueError(f"the {coder} model must have {QUALITIES} qualities")
     for part in ("generator", "encoder", "ae_decoder", "solver", "refine_learned"):
         for key, value in config.get(part, {}).items():
             if key in CONFIG_CAPS and isinstance(value, int) and not 1 <= value <= CONFIG_CAPS[key]:
                 raise ValueError(f"{part} {key} = {value} is outside 1 to {CONFIG_CAPS[key]}")
     coarse = config.get("refine_learned_coarse")
-    if coarse is not None and not ("refine_learned" in config and isinstance(coarse, int)
-                                   and not isinstance(coarse, bool) and 1 <= coarse <= MAX_LAYER_LEVEL):
+    if coarse is not None and not ("refine_learned" in config and 1 <= coarse <= MAX_LAYER_LEVEL):
         raise ValueError(f"refine_learned_coarse = {coarse!r} is not 1 to {MAX_LAYER_LEVEL} coarse levels of a "
                          "learned layer")
     for key, value in config.get("decode", {}).items():
-        low, high = HINT_LIMITS.get(key, (None, None))
-        if low is not None and not (isinstance(value, (int, float)) and low <= value <= high):
+        low, high = HINT_LIMITS[key]
+        if not low <= value <= high:
             raise ValueError(f"decode {key} = {value!r} is outside [{low}, {high}]")
 
 
@@ -332,10 +410,8 @@ def _build(config: dict) -> dict[str, nn.Module | None]:
             LEARNED_PREFIX + "net": refiner}
 
 
-def _check_stored_tensors(path: Path, config: dict) -> None:
-    """Every tensor's name, shape and dtype against the config, from the file's index, before loading any."""
-    from safetensors import safe_open
-
+def _check_stored_tensors(entries: dict[str, Entry], config: dict) -> None:
+    """Every tensor's name, shape and dtype against the config, from the file's header, before reading any."""
     with torch.device("meta"):  # shapes without memory
         modules = _build(config)
     expected = {f"{prefix}.{key}": (tuple(value.shape), STORED_DTYPES) for prefix, module in modules.items()
@@ -361,37 +437,44 @@ def _check_stored_tensors(path: Path, config: dict) -> None:
         if "refine_learned_coarse" in config:
             expected[LEARNED_PREFIX + "coarse_tables"] = (
                 (config["refine_learned_coarse"], *tables_shape(modules[LEARNED_PREFIX + "net"].config)[1:]), ("I32",))
-    with safe_open(str(path), framework="pt") as handle:
-        stored = {name: handle.get_slice(name) for name in handle.keys()}
-        unexpected = sorted(set(stored) - set(expected))
-        missing = sorted(set(expected) - set(stored))
-        if unexpected or missing:
-            raise ValueError(f"tensors {(unexpected or missing)[:3]} {'not in' if unexpected else 'missing from'} "
-                             "the config's networks")
-        for name, tensor in stored.items():
-            shape, dtypes = expected[name]
-            found = tuple(tensor.get_shape())
-            if shape is None:  # the tables: one dimension, bounded
-                shape = (min(found[0], MAX_TABLE_ENTRIES),) if len(found) == 1 else None
-            if tensor.get_dtype() not in dtypes or found != shape:
-                raise ValueError(f"tensor {name} is {tensor.get_dtype()} {found}, the config needs {shape}")
+    unexpected = sorted(set(entries) - set(expected))
+    missing = sorted(set(expected) - set(entries))
+    if unexpected or missing:
+        raise ValueError(f"tensors {(unexpected or missing)[:3]} {'not in' if unexpected else 'missing from'} "
+                         "the config's networks")
+    for name, entry in entries.items():
+        shape, dtypes = expected[name]
+        if shape is None:  # the tables: one dimension, bounded
+            shape = (min(entry.shape[0], MAX_TABLE_ENTRIES),) if len(entry.shape) == 1 else None
+        if entry.dtype not in dtypes or entry.shape != shape:
+            raise ValueError(f"tensor {name} is {entry.dtype} {entry.shape}, the config needs {shape}")
+
+
+def _read_tensors(stored: BundleFile) -> dict[str, torch.Tensor]:
+    """Every tensor, each read into a buffer of its own that the tensor then uses (the header was checked)."""
+    tensors = {}
+    for name, entry in stored.entries.items():
+        dtype = getattr(torch, DTYPES[entry.dtype][0].removeprefix("torch."))
+        data = stored.tensor_bytes(name)
+        flat = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        tensors[name] = flat.reshape(entry.shape)
+    return tensors
 
 
 def load_bundle(path: str | Path) -> Bundle:
     """Load a bundle file; raise BundleError if it is not a valid gecodec bundle.
 
-    The config is checked against caps and every stored tensor against the config before anything is
-    allocated; weights that are not finite are refused.
+    The header is checked against the file and its caps (catalog.BundleFile), the config's fields against their
+    types and caps, and every stored tensor against the config, before any tensor is read; weights that are not
+    finite are refused.
     """
     path = Path(path)
-    metadata = read_metadata(path)
     try:
-        config = json.loads(metadata["config"])
-        if not isinstance(config, dict):
-            raise ValueError("config is not a JSON object")
-        _check_caps(config)
-        _check_stored_tensors(path, config)
-        tensors = load_file(str(path))
+        with BundleFile(path) as stored:
+            metadata, config = stored.metadata, stored.config()
+            _check_config(config)
+            _check_stored_tensors(stored.entries, config)
+            tensors = _read_tensors(stored)
         bad = next((name for name, t in tensors.items() if not bool(torch.isfinite(t.float()).all())), None)
         if bad is not None:
             raise ValueError(f"tensor {bad} holds non-finite values")
@@ -402,8 +485,6 @@ def load_bundle(path: str | Path) -> Bundle:
                 module.eval().requires_grad_(False)
         refiner = modules[LEARNED_PREFIX + "net"]
         decode = SearchOptions(**config["decode"]) if "decode" in config else SearchOptions()
-        if "decode" in config and set(config["decode"]) != set(vars(decode)):
-            raise ValueError(f"decode schedule fields {sorted(config['decode'])}, expected {sorted(vars(decode))}")
         card = json.loads(metadata.get("card", "{}"))
         bundle = Bundle(
             name=metadata["name"],
@@ -429,7 +510,9 @@ def load_bundle(path: str | Path) -> Bundle:
             transform_sha256=tensors_digest(tensors, OUTSIDE_TRANSFORM_ID),
             path=path,
         )
-    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, GecError) as exc:
+    except BundleError:  # from BundleFile, which names the file
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, GecError) as exc:
         raise BundleError(f"{path}: inconsistent model bundle ({str(exc).splitlines()[0]})") from None
     if not bool((bundle.calibration_hi > bundle.calibration_lo).all()):
         raise BundleError(f"{path}: quantizer calibration does not match the encoder's m = {bundle.m}")
@@ -437,45 +520,82 @@ def load_bundle(path: str | Path) -> Bundle:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: Path, mtime: float) -> Bundle:
+def _load_cached(path: Path, version: tuple[int, int, int]) -> Bundle:
     return load_bundle(path)
 
 
+def _load_path(path: Path) -> Bundle:
+    """A bundle file, loaded once per file version (inode, size and modification time)."""
+    try:
+        path = path.resolve()
+        st = path.stat()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise BundleError(f"{path}: cannot open the model bundle ({getattr(exc, 'strerror', None) or exc})") from None
+    return _load_cached(path, (st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+MODEL_ID = re.compile(r"[0-9a-fA-F]{8}")
+
+
+def names_a_path(target: str) -> bool:
+    """Whether ``--model`` / load_model is given a file, not a name or an id: it holds a path separator or ends in
+    .safetensors (./NAME names a file NAME in the current folder)."""
+    return any(sep and sep in target for sep in (os.sep, os.altsep)) or target.endswith(BUNDLE_SUFFIX)
+
+
 def load_model(name_or_path: str | os.PathLike | None = None) -> Bundle:
-    """Load a bundle by path, by name (file stem), or by id (8 hex digits); None means the shipped default."""
-    target = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
-    path = Path(target)
-    if not path.is_file():
-        path = _find(target)
-    path = path.resolve()
-    return _load_cached(path, path.stat().st_mtime)
+    """Load a bundle; None means the shipped default. A path (names_a_path) is that file; 8 hex digits are an id,
+    found by content (find_by_id); anything else is a name: the file stem of a bundle in the shipped folder, then
+    in the user folder. A bare word is never taken from the current folder. A bundle found by path or name that has
+    a shipped bundle's model id must decode as the shipped one does."""
+    target = DEFAULT_MODEL if name_or_path is None else os.fspath(name_or_path)
+    if MODEL_ID.fullmatch(target):
+        return find_by_id(int(target, 16))
+    if names_a_path(target):
+        path = Path(target)
+        if not path.exists():
+            raise ModelNotFoundError(f"{path}: no such model bundle file")
+    else:
+        path = next((p for p in available_bundles() if p.stem == target), None)
+        if path is None:
+            raise ModelNotFoundError(f"model {target!r} is not available (looked in {SHIPPED_DIR} and "
+                                     f"{user_model_dir()}; see `gec models`)")
+    bundle = _load_path(path)
+    check_shipped_claim(bundle)
+    return bundle
 
 
-def _find(name_or_id: str) -> Path:
-    candidates = available_bundles()
-    for path in candidates:
-        if path.stem == name_or_id:
-            return path
-    wanted = name_or_id.lower()
-    for path in candidates:
-        try:
-            bundle = _load_cached(path.resolve(), path.stat().st_mtime)
-        except (BundleError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop in resolve()
-            warnings.warn(f"{path}: skipped while looking for model {name_or_id} ({exc})", stacklevel=2)
-            continue
-        if wanted in (bundle.model_hex, bundle.transform_sha256[:8] if bundle.transform is not None else None):
-            return path
-    raise ModelNotFoundError(
-        f"model {name_or_id!r} is not available (looked in {SHIPPED_DIR} and {user_model_dir()}; see `gec models`)"
-    )
+def check_shipped_claim(bundle: Bundle) -> None:
+    """BundleError when a bundle from outside the shipped folder has a shipped bundle's model id but other
+    decode_settings: files naming that id decode with the shipped bundle, not as this one would make them."""
+    if bundle.path is None or is_shipped(bundle.path):
+        return
+    for path in find_bundles(bundle.model_id, shipped_only=True):
+        shipped = _load_path(path)
+        if shipped.decode_settings != bundle.decode_settings:
+            raise BundleError(f"{bundle.path}: has the model id {bundle.model_hex} of the shipped {shipped.name} but "
+                              "another config (decode schedule or networks), so files would not decode as made")
 
 
 def find_by_id(model_id: int) -> Bundle:
-    """The bundle whose id matches a .gec header's model id."""
-    try:
-        return load_model(f"{model_id:08x}")
-    except ModelNotFoundError:
-        raise ModelNotFoundError(
-            f"the file needs model {model_id:08x}, which is not installed (see `gec models`; "
-            f"put its bundle in {user_model_dir()})"
-        ) from None
+    """The bundle whose verified id (the model id, or the transform id of version-3 files) matches a .gec header's:
+    the shipped one, else one in the user folder. Bundles that cannot be loaded are skipped with a warning; user
+    bundles that share the id but would decode differently (decode_settings) are an error, not a choice."""
+    wanted = f"{model_id:08x}"
+    found: list[Bundle] = []
+    for path in find_bundles(model_id):
+        try:
+            bundle = _load_path(path)
+        except BundleError as exc:
+            warnings.warn(f"{exc}; skipped", stacklevel=2)
+            continue
+        if wanted in (bundle.model_hex, bundle.transform_sha256[:8]):  # not so if it changed since it was hashed
+            found.append(bundle)
+    if not found:
+        raise ModelNotFoundError(f"the file needs model {wanted}, which is not installed (see `gec models`; "
+                                 f"put its bundle in {user_model_dir()})")
+    other = next((b for b in found[1:] if b.decode_settings != found[0].decode_settings), None)
+    if other is not None:
+        raise BundleError(f"model {wanted} is in both {found[0].path} and {other.path}, whose configs decode it "
+                          "differently; remove the one you do not trust")
+    return found[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -184,10 +185,135 @@ def test_fifos_and_symlink_loops_in_the_model_folder_are_skipped_not_opened(mode
 def test_the_torch_free_catalog_computes_the_same_ids_as_loading():
     from conftest import ENTROPY_BUNDLE, GOLDEN
 
-    from gecodec.catalog import describe_model, stored_digest
+    from gecodec.catalog import describe_model, stored_ids
 
     for path in [*GOLDEN.glob("*.safetensors"), *available_bundles()]:
-        assert stored_digest(path) == load_bundle(path).sha256
+        bundle = load_bundle(path)
+        assert stored_ids(path) == (bundle.sha256, bundle.transform_sha256)
     bundle = load_bundle(ENTROPY_BUNDLE)
     assert describe_model(bundle.model_id) == ("tiny-entropy-test", 16, 16)
     assert describe_model(0xFEEDF00D) is None
+
+
+@pytest.fixture
+def own_model_dir(tmp_path, monkeypatch) -> Path:
+    """An empty user model folder of the test's own, for tests that put hostile files in it."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setenv("GECODEC_MODEL_DIR", str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("target, is_path", [
+    ("celeba64-default", False), ("c5e0af83", False), ("./celeba64-default", True), ("models/x", True),
+    ("x.safetensors", True), ("/abs/path", True)])
+def test_a_model_is_a_path_only_with_a_separator_or_the_bundle_suffix(target, is_path):
+    from gecodec.bundle import names_a_path
+
+    assert names_a_path(target) is is_path
+
+
+def test_a_bare_word_is_never_a_file_in_the_current_folder(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("tiny-test", tiny.model_hex, "celeba64-default"):
+        (tmp_path / name).write_bytes(b"junk that must not take over a model's name")
+    assert load_model("tiny-test").sha256 == tiny.sha256
+    assert load_model(tiny.model_hex).sha256 == tiny.sha256
+    assert load_model().name == "celeba64-default"
+    with pytest.raises(BundleError, match="not a readable model bundle"):
+        load_model("./tiny-test")  # said to be a path: that file, and nothing else
+    with pytest.raises(ModelNotFoundError, match="no such model bundle file"):
+        load_model("./absent.safetensors")
+
+
+def test_a_file_names_its_model_by_content_never_by_file_name(tiny, own_model_dir):
+    from conftest import ENTROPY_BUNDLE
+
+    (own_model_dir / f"{tiny.model_hex}.safetensors").write_bytes(b"junk named after the id")
+    (own_model_dir / "aaa.safetensors").write_bytes(ENTROPY_BUNDLE.read_bytes())  # a good bundle, another id
+    (own_model_dir / "zzz.safetensors").write_bytes(TINY_BUNDLE.read_bytes())
+    with pytest.warns(UserWarning, match=f"{tiny.model_hex}.safetensors: not a readable model bundle.*; skipped"):
+        found = find_by_id(tiny.model_id)
+    assert found.path.name == "zzz.safetensors" and found.sha256 == tiny.sha256
+
+
+def test_user_bundles_that_share_an_id_but_decode_differently_are_an_error(tiny, tmp_path, own_model_dir):
+    (own_model_dir / "a.safetensors").write_bytes(TINY_BUNDLE.read_bytes())
+    (own_model_dir / "b.safetensors").write_bytes(TINY_BUNDLE.read_bytes())
+    assert find_by_id(tiny.model_id).path.name == "a.safetensors"  # copies that agree: the first
+    for change in (lambda c: c["generator"].update(latent_prior="uniform"),
+                   lambda c: c.update(decode={"iters": 5000, "restarts": 16, "lam": 0.01, "lr": 0.1})):
+        os.replace(rewritten(tiny, tmp_path, config_change=change), own_model_dir / "b.safetensors")
+        assert load_bundle(own_model_dir / "b.safetensors").model_id == tiny.model_id  # the id covers tensors only
+        with pytest.raises(BundleError, match=f"model {tiny.model_hex} is in both .*a.safetensors and "
+                                              ".*b.safetensors, whose configs decode it differently"):
+            find_by_id(tiny.model_id)
+
+
+def default_copy(folder: Path, name: str, change) -> Path:
+    """The shipped default bundle, copied with its config changed."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from gecodec.bundle import read_metadata
+
+    source = load_model().path
+    metadata = read_metadata(source)
+    config = json.loads(metadata["config"])
+    change(config)
+    path = folder / f"{name}.safetensors"
+    save_file(load_file(str(source)), str(path), metadata={**metadata, "config": json.dumps(config)})
+    return path
+
+
+def test_a_copy_of_a_shipped_bundle_with_another_schedule_cannot_answer_for_its_id(own_model_dir):
+    default = load_model()
+    copy = default_copy(own_model_dir, default.transform_sha256[:8], lambda c: c["decode"].update(lam=100.0, lr=10.0))
+    assert find_by_id(default.transform_id) is default and find_by_id(default.model_id) is default
+    with pytest.raises(BundleError, match=f"has the model id {default.model_hex} of the shipped celeba64-default but "
+                                          "another config"):
+        load_model(copy)
+    same = default_copy(own_model_dir, "same", lambda c: c.update(crop={"eyes": [[20, 30], [44, 30]]}))
+    assert load_model(same).decode_settings == default.decode_settings  # what does not change a decode may differ
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda c: c["generator"].update(image_size=16.0), "generator image_size = 16.0 is not an integer"),
+    (lambda c: c["generator"].update(min_channels=True), "generator min_channels = True is not an integer or null"),
+    (lambda c: c["encoder"].update(m="16"), "encoder m = '16' is not an integer"),
+    (lambda c: c.update(decode={"iters": 5.0, "restarts": 1, "lam": 0.01, "lr": 0.05}), "decode iters = 5.0"),
+    (lambda c: c.update(decode={"iters": 5, "restarts": 1, "lam": None, "lr": 0.05}), "decode lam = None is not a number"),
+    (lambda c: c.update(encoder_kind=5), "config encoder_kind = 5 is not a string"),
+    (lambda c: c.update(encoder_kind="ge2"), "unknown encoder kind 'ge2'"),
+    (lambda c: c.update(crop={"eyes": [["1", 2], [3, 4]]}), "crop eyes .* are not two \\[x, y\\] points"),
+    (lambda c: c.update(ae_decoder=[4]), "config ae_decoder is not an object"),
+    (lambda c: c.update(entropy={"qualities": 101}), "entropy fields \\['qualities'\\], expected"),
+    (lambda c: c.update(extra=1), "config fields \\['extra'\\] unknown"),
+    (lambda c: c["generator"].update(depth=3), "generator field 'depth' unknown"),
+    (lambda c: c.pop("encoder"), "config has no encoder"),
+], ids=["float-size", "boolean", "string", "float-iters", "null-lam", "kind-type", "kind", "crop", "section",
+        "missing-field", "unknown-field", "unknown-generator-field", "no-encoder"])
+def test_a_config_field_of_the_wrong_type_is_refused_on_load(tiny, tmp_path, change, problem):
+    with pytest.raises(BundleError, match=f"inconsistent model bundle \\({problem}"):
+        load_bundle(rewritten(tiny, tmp_path, config_change=change))
+
+
+def test_a_sparse_bundle_at_the_config_caps_is_refused_before_anything_is_read(tmp_path, monkeypatch):
+    from gecodec.bundle import CONFIG_CAPS, _build
+    from gecodec.catalog import MAX_TENSOR_BYTES
+
+    from test_catalog import bytes_read, hand_made_bundle
+
+    config = {"generator": {key: CONFIG_CAPS[key] for key in ("image_size", "latent_dim", "channels")},
+              "encoder": {key: CONFIG_CAPS[key] for key in ("image_size", "m", "depth", "filters")}}
+    with torch.device("meta"):
+        shapes = {f"{prefix}.{key}": ("F16", tuple(value.shape)) for prefix, module in _build(config).items()
+                  if module is not None for key, value in module.state_dict().items()}
+    m = CONFIG_CAPS["m"]
+    path = hand_made_bundle(tmp_path / "caps.safetensors",
+                            {**shapes, "calibration.lo": ("F32", (m,)), "calibration.hi": ("F32", (m,))}, config)
+    sizes = bytes_read(monkeypatch)
+    with pytest.raises(BundleError, match=f"over the limit of {MAX_TENSOR_BYTES}"):
+        load_bundle(path)
+    assert sum(sizes) < 1 << 16
