@@ -212,8 +212,9 @@ def find_eyes(photo: Image.Image) -> tuple[Point, Point] | None:
     """The eye centres (image-left eye first, as the face sees it mirrored) of the largest face, or None."""
     detector, predictor = _dlib_models()
     scale = min(1.0, DETECT_SIDE / max(photo.size))
-    small = photo if scale == 1.0 else photo.resize((round(photo.width * scale), round(photo.height * scale)),
-                                                     Image.Resampling.BILINEAR)
+    # At least a pixel a side: a 1 x 100000 strip would otherwise shrink to nothing.
+    small = photo if scale == 1.0 else photo.resize((max(1, round(photo.width * scale)),
+                                                      max(1, round(photo.height * scale))), Image.Resampling.BILINEAR)
     upsample = 1 if max(small.size) < DETECT_SIDE / 2 else 0  # small photos: look for smaller faces too
     for angle in (0.0, *RETRY_ANGLES):
         turned = small if angle == 0.0 else small.rotate(angle, Image.Resampling.BILINEAR, expand=True)

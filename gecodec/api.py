@@ -48,7 +48,8 @@ def encode(
     position: bool = True,
     refine: int | None = None,
 ) -> bytes | tuple[bytes, EncodeReport]:
-    """Compress an image (path or PIL image) to .gec bytes with a model (default: the shipped one).
+    """Compress an image (path or PIL image) to .gec bytes with a model: a Bundle, a name, an id or a bundle path
+    (gecodec.bundle.load_model says which is which; default: the shipped one).
 
     Rate, at most one of: quality (0..100, entropy-coded; on a model with a quality ladder it spans the
     refinement layers too), target_bytes (the best file that fits), bits (fixed-length values). Default: the
@@ -82,7 +83,7 @@ def decode(data: GecInput, device: str | torch.device | None = None, progress: b
     lam, lr (defaults: the model's schedule, then the file's hints).
     """
     raw = read_gec(data)
-    header, _ = container.read(raw)
+    header = container.read_header(raw)
     codec = get_codec(find_by_id(header.model_id), device)
     framing = {"size": size, "paste_into": paste_into}
     if not progress:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
+import stat
 import sys
 import warnings
 from collections import defaultdict
@@ -22,7 +24,8 @@ from tqdm import tqdm
 from gecodec import __version__, container
 from gecodec.errors import GecError, OutputError
 from gecodec.catalog import describe_model
-from gecodec.fileio import check_output, check_writable, image_format, read_gec, save_image_atomic, write_bytes_atomic
+from gecodec.fileio import (check_output, check_writable, file_id, image_format, read_gec, save_image_atomic,
+                            write_bytes_atomic)
 from gecodec.options import (ALIGN_MODES, BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODEL, MAX_BITS, MAX_OUTPUT_SIDE, METHODS,
                              MIN_BITS, MIN_OUTPUT_SIDE, NOISE_SIGMA, SUPERRES_FACTOR, TASKS, SearchOptions)
 
@@ -37,6 +40,12 @@ EXIT_FAILED, EXIT_INTERNAL = 1, 3
 DEFAULTS = SearchOptions()
 
 
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (escape sequences, newlines), invisible format characters
+    and undecodable bytes of file names are shown escaped, as Python writes them (\\x1b, \\u202e, \\udcff)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 class Failures:
     """Collects per-file errors so a batch goes on and reports them all at the end."""
 
@@ -45,7 +54,7 @@ class Failures:
 
     def add(self, path: Path | str, error: Exception) -> None:
         message = str(error)
-        line = message if message.startswith(str(path)) else f"{path}: {message}"
+        line = printable(message if message.startswith(str(path)) else f"{path}: {message}")
         self.items.append(line)
         tqdm.write(f"gec: error: {line}", file=sys.stderr)
 
@@ -60,26 +69,40 @@ def expand(inputs: Iterable[Path], accept: Callable[[Path], bool], failures: Fai
     """Files as given, and the matching files inside any folder given (not recursive)."""
     files: list[Path] = []
     for path in inputs:
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.is_file() and accept(p))
+        try:
+            folder = stat.S_ISDIR(os.stat(path).st_mode)
+        except FileNotFoundError:
+            failures.add(path, GecError("no such file"))
+            continue
+        except OSError as exc:  # a name or path too long, a loop of links
+            failures.add(path, GecError(f"cannot read ({exc.strerror})"))
+            continue
+        if folder:
+            try:
+                inside = sorted(p for p in path.iterdir() if os.path.isfile(p) and accept(p))
+            except OSError as exc:
+                failures.add(path, GecError(f"cannot read the folder ({exc.strerror})"))
+                continue
             if not inside:
                 failures.add(path, GecError("folder holds no matching files"))
             files += inside
-        elif path.exists():
-            files.append(path)
         else:
-            failures.add(path, GecError("no such file"))
+            files.append(path)
     return files
 
 
 def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output_name: str | None, suffix: str,
-                 failures: Failures, force: bool) -> list[tuple[Path, Path]]:
+                 failures: Failures, force: bool, also_read: Iterable[Path] = ()) -> list[tuple[Path, Path]]:
     """Pair each input with its output path: next to the input, the named file, or inside the named folder
-    (one that exists, or a name ending in "/", or any name when there are several inputs)."""
+    (one that exists, or a name ending in "/", or any name when there are several inputs). No output may be
+    one of the files the command reads (``files`` and ``also_read``), whatever path names it, even with force."""
     output = Path(output_name) if output_name is not None else None
+    # os.path.isdir: a name too long to stat is no folder (pathlib's is_dir raises before Python 3.12)
     to_folder = output is not None and (
-        len(files) > 1 or any(p.is_dir() for p in inputs) or output.is_dir() or output_name.endswith(("/", os.sep))
+        len(files) > 1 or any(os.path.isdir(p) for p in inputs) or os.path.isdir(output)
+        or output_name.endswith(("/", os.sep))
     )
+    read = {file_id(p) for p in (*files, *also_read)} - {None}
     if to_folder and files:  # no folder for a run with nothing to write
         try:
             output.mkdir(parents=True, exist_ok=True)
@@ -94,6 +117,8 @@ def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output_name: str |
         try:
             if target in taken:
                 raise OutputError(f"{target}: two inputs would write the same output")
+            if file_id(target) in read:
+                raise OutputError(f"{target}: is an input of this command; it is never overwritten")
             check_output(target, force)
             if not to_folder and output is not None and suffix != ".gec":
                 image_format(target)
@@ -121,7 +146,7 @@ class GecClickError(click.ClickException):
     """A library error shown as one line: `gec: error: <message>`, exit code 1."""
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"gec: error: {self.format_message()}", err=True)
+        click.echo(f"gec: error: {printable(self.format_message())}", err=True)
 
 
 class OneLineUsageError(click.UsageError):
@@ -129,7 +154,7 @@ class OneLineUsageError(click.UsageError):
 
     def show(self, file: Any = None) -> None:
         hint = f" ({self.ctx.command_path} --help)" if self.ctx is not None else ""
-        click.echo(f"gec: error: {self.format_message()}{hint}", err=True)
+        click.echo(f"gec: error: {printable(self.format_message())}{hint}", err=True)
 
 
 class GecGroup(click.Group):
@@ -258,7 +283,7 @@ def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, qual
             records.append({"input": str(source), "output": str(target), "bytes": len(data),
                             **(report.to_dict() if report else {})})
             if report is not None and not as_json:
-                tqdm.write(f"{target}: {report.describe()}")
+                tqdm.write(printable(f"{target}: {report.describe()}"))
             if report is not None and report.unusual:
                 warnings.warn(f"{source}: decodes to {report.psnr:.2f} dB, far below the model's "
                               f"{report.expected_psnr:.2f} dB: this image is unlike the faces the model knows")
@@ -289,7 +314,7 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
     from gecodec.codec import decoded_image
     from gecodec.imageio import open_image
 
-    if paste_into is not None and (len(inputs) != 1 or inputs[0].is_dir() or size is not None):
+    if paste_into is not None and (len(inputs) != 1 or os.path.isdir(inputs[0]) or size is not None):
         raise click.UsageError("--paste-into takes one .gec file, and no --size")
     photo = open_image(paste_into) if paste_into is not None else None
     overrides = {"iters": iters, "restarts": restarts, "lam": lam, "lr": lr}
@@ -297,12 +322,12 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
     files = [path for path in expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
              if looks_like_gec(path, failures)]
     total_files = len(files) + len(failures.items)
-    pairs = plan_outputs(inputs, files, output, "." + image_ext, failures, force)
+    pairs = plan_outputs(inputs, files, output, "." + image_ext, failures, force, [paste_into] if paste_into else [])
     jobs: dict[Codec, list[tuple[Path, Path, ParsedFile]]] = defaultdict(list)
     for source, target in pairs:
         try:
             data = read_gec(source)
-            header, _ = container.read(data)
+            header = container.read_header(data)
             codec = api.get_codec(find_by_id(header.model_id), device)
             jobs[codec].append((source, target, codec.parse(data)))
         except GecError as exc:
@@ -404,8 +429,9 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
             layout = item["layout"]
             model = f"{item['model_id']} ({item['model'] or 'not installed'})"
             source = "x".join(map(str, item["original_size"])) if item["original_size"] else "model size"
-            click.echo(f"{item['file']}: {item['bytes']} bytes" + (f", {item['bpp']} bpp" if item["bpp"] else ""))
-            click.echo(f"  model     {model}")
+            click.echo(printable(f"{item['file']}: {item['bytes']} bytes")
+                       + (f", {item['bpp']} bpp" if item["bpp"] else ""))
+            click.echo(printable(f"  model     {model}"))  # a bundle's name comes from the model folder
             if item["quality"] is None:
                 click.echo(f"  mode      {item['mode']}, {item['values']} values x {item['bits']} bits")
             else:
@@ -456,15 +482,15 @@ def models(as_json: bool) -> None:
         click.echo("no model bundles found")
     for row in rows:
         if "error" in row:
-            click.echo(row["error"])  # the error names the path
+            click.echo(printable(row["error"]))  # the error names the path
             continue
         mark = " (default)" if row["default"] else ""
         transform = f" (version-3 files: {row['transform_id']})" if row["transform_id"] else ""
-        click.echo(f"{row['name']}{mark}  id {row['id']}{transform}  {row['image_size']}x{row['image_size']}  "
-                   f"latent {row['latent_dim']}  m {row['m']}")
+        click.echo(printable(f"{row['name']}{mark}  id {row['id']}{transform}  {row['image_size']}x{row['image_size']}  "
+                             f"latent {row['latent_dim']}  m {row['m']}"))
         summary = row["card"].get("summary")
         if summary:
-            click.echo(f"    {summary}")
+            click.echo(printable(f"    {summary}"))
         ladder = row["card"].get("quality_ladder", {}).get("rungs")
         if ladder:
             low, high = ladder[0], ladder[-1]
@@ -474,7 +500,7 @@ def models(as_json: bool) -> None:
         if row["refinement_levels"]:
             click.echo("    refinement layers: " + ", ".join(f"{kind} (levels {low} to {high})"
                                                              for kind, (low, high) in row["refinement_levels"].items()))
-        click.echo(f"    {row['path']}")
+        click.echo(f"    {printable(row['path'])}")
 
 
 def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int, int, int] | None:
@@ -538,7 +564,7 @@ def restore(inputs: tuple[Path, ...], task: str, output: str | None, method: str
     failures = Failures()
     files = expand(inputs, is_image_path, failures)
     total = len(files) + len(failures.items)
-    pairs = plan_outputs(inputs, files, output, f".restored.{image_ext}", failures, force)
+    pairs = plan_outputs(inputs, files, output, f".restored.{image_ext}", failures, force, [mask] if mask else [])
     groups: dict[tuple[int, int], list[tuple[Path, Path, Image.Image]]] = defaultdict(list)
     for source, target in pairs:
         try:
@@ -600,15 +626,25 @@ def bench(ctx: click.Context, args: tuple[str, ...]) -> None:
     ctx.exit(run_bench(list(args)))
 
 
+def _terminated(number: int, frame: Any) -> None:
+    """SIGTERM and SIGHUP unwind the stack as Ctrl-C does, so that a temporary output is removed; the exit
+    status is the one the signal itself would give."""
+    raise SystemExit(128 + number)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console entry point: click's handling plus one-line reports of warnings and unexpected errors."""
-    warnings.showwarning = lambda message, *_, **__: click.echo(f"gec: warning: {message}", err=True)
+    warnings.showwarning = lambda message, *_, **__: click.echo(f"gec: warning: {printable(str(message))}", err=True)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) is signal.SIG_DFL:  # one that is ignored (nohup) stays ignored
+            signal.signal(number, _terminated)
     try:
         main.main(args=argv, prog_name="gec")
     except Exception as exc:  # a bug: one line by default, the traceback on request
         if os.environ.get("GEC_DEBUG"):
             raise
-        click.echo(f"gec: internal error: {exc.__class__.__name__}: {exc} (set GEC_DEBUG=1 for details)", err=True)
+        click.echo(f"gec: internal error: {exc.__class__.__name__}: {printable(str(exc))} (set GEC_DEBUG=1 for details)",
+                   err=True)
         sys.exit(EXIT_INTERNAL)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import IO, Union
 
 import numpy as np
 import torch
@@ -12,11 +12,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gecodec.container import MAX_PIXELS
 from gecodec.errors import ImageError
+from gecodec.fileio import open_regular
 
-ImageInput = Union[str, os.PathLike, Image.Image]
+ImageInput = Union[str, os.PathLike, IO[bytes], Image.Image]
 
 # Images above MAX_PIXELS are refused (a decompression-bomb guard that does not depend on Pillow's global
 # MAX_IMAGE_PIXELS setting); the container holds the number, since a file's original size obeys it too.
+# Images of more than 8 bits a channel (16-bit, 32-bit integer, float) cost as much again to bring to 8 bits
+# as to decode, so they get half that many: the largest then costs no more than the largest 8-bit photo.
+DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+MAX_DEEP_PIXELS = MAX_PIXELS // 2
+# Conversion to RGB runs a strip of about this many pixels at a time: a float copy of a whole 64-Mpx photo
+# would be 512 MB, and each of its temporaries as much again.
+STRIP_PIXELS = 1 << 20
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
@@ -29,30 +37,49 @@ def is_image_path(path: Path) -> bool:
 
 
 def open_image(source: ImageInput) -> Image.Image:
-    """Open an image as 8-bit RGB with EXIF orientation applied; raise ImageError on anything unusable."""
-    name = getattr(source, "filename", None) or (str(source) if not isinstance(source, Image.Image) else "image")
+    """Open an image as 8-bit RGB with EXIF orientation applied; raise ImageError on anything unusable.
+
+    A path must name a regular file (a FIFO or a device is refused from its stat), and the image's size and
+    depth are checked from its header, before its pixels are decoded or converted."""
     if isinstance(source, Image.Image):
-        image = source
-    else:
-        try:
-            image = Image.open(source)
-        except FileNotFoundError:
-            raise ImageError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise ImageError(f"{name}: is a directory, not an image") from None
-        except Image.DecompressionBombError:
-            raise ImageError(f"{name}: image exceeds the limit of {MAX_PIXELS} pixels") from None
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
+        name = getattr(source, "filename", None) or "image"
+        check_image(source, name)
+        return _prepared(source, name, own=False)
+    if hasattr(source, "read"):  # a caller's stream (training reads zip and tar members so)
+        return _decoded(source, getattr(source, "name", None) or "image")
+    with open_regular(Path(source), ImageError) as handle:
+        return _decoded(handle, str(source))
+
+
+def _decoded(stream: IO[bytes], name: str) -> Image.Image:
+    """The image in an open stream, checked from its header, then decoded and converted (open_image)."""
+    try:
+        image = Image.open(stream)
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: image exceeds the limit of {MAX_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
+    check_image(image, name)
+    return _prepared(image, name, own=True)
+
+
+def check_image(image: Image.Image, name: str) -> None:
+    """Refuse an empty image, or one too large to decode and convert safely, from its size and mode alone."""
     width, height = image.size
     if width == 0 or height == 0:
         raise ImageError(f"{name}: image has zero size {width}x{height}")
     if width * height > MAX_PIXELS:
         raise ImageError(f"{name}: image of {width}x{height} pixels exceeds the limit of {MAX_PIXELS} pixels")
+    if image.mode in DEEP_MODES and width * height > MAX_DEEP_PIXELS:
+        raise ImageError(f"{name}: {image.mode} image of {width}x{height} pixels exceeds the limit of "
+                         f"{MAX_DEEP_PIXELS} pixels for images of more than 8 bits a channel")
+
+
+def _prepared(image: Image.Image, name: str, own: bool) -> Image.Image:
+    """An image checked by check_image, decoded, turned upright and converted to RGB."""
     try:
         image.load()
         # A picture we opened is turned in place; a caller's is copied (large photos: each copy is a second).
-        own = not isinstance(source, Image.Image)
         turned = ImageOps.exif_transpose(image, in_place=own)
         image = image if own else turned
         rgb = _to_rgb(image)
@@ -67,10 +94,26 @@ GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any mode to RGB: 16-bit grey is rescaled (not clipped), alpha is composited over white."""
+    """Convert any mode to RGB, a strip at a time, so that the memory it takes beyond the RGB result is a
+    strip's whatever the mode."""
+    if image.mode == "RGB":
+        return image
+    # 32-bit integers are taken as 16-bit values when any exceeds 255 (the whole image's maximum, not a strip's).
+    peak = 65535.0 if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255) else 255.0
+    rows = max(1, STRIP_PIXELS // image.width)
+    if image.height <= rows:
+        return _strip_to_rgb(image, peak)
+    rgb = Image.new("RGB", image.size)
+    for top in range(0, image.height, rows):
+        strip = image.crop((0, top, image.width, min(top + rows, image.height)))
+        rgb.paste(_strip_to_rgb(strip, peak), (0, top))
+    return rgb
+
+
+def _strip_to_rgb(image: Image.Image, peak: float) -> Image.Image:
+    """Convert one strip to RGB: 16-bit grey is rescaled (not clipped), alpha is composited over white."""
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         image = Image.fromarray(np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
     elif image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
@@ -85,9 +128,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def center_square(image: Image.Image) -> Image.Image:
-    """The largest centred square crop."""
+    """The largest centred square crop: a square image itself (a copy of a 64-Mpx photo is 256 MB)."""
     width, height = image.size
     side = min(width, height)
+    if width == height:
+        return image
     left, top = (width - side) // 2, (height - side) // 2
     return image.crop((left, top, left + side, top + side))
 

@@ -108,6 +108,13 @@ def test_no_face_falls_back_to_the_centre_crop_unless_a_face_is_required(default
         frame_face(gradient.convert("RGB"), default.crop, 64, "sometimes")
 
 
+@pytest.mark.parametrize("size", [(1, 100_000), (100_000, 1)])
+def test_a_strip_one_pixel_wide_has_no_face_and_is_no_error(default, size):
+    strip = Image.new("RGB", size, (128, 100, 90))
+    assert align.find_eyes(strip) is None
+    assert frame_face(strip, default.crop, 64).how == "centre"
+
+
 def test_without_the_align_extra_auto_takes_the_centre_crop_and_says_how_to_get_it(default, monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib were not installed
     align._dlib_models.cache_clear()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import signal
+import stat
 
 import pytest
 from click.testing import CliRunner
@@ -12,8 +15,10 @@ from PIL import Image
 
 from gecodec import container
 from gecodec.cli import main
+from gecodec.errors import OutputError
 
 from conftest import GOLDEN, face_like
+from test_imageio import png_with_size
 
 TINY = ["--model", "tiny-test"]
 FAST = ["--iters", "5", "--restarts", "1", "-q"]
@@ -293,7 +298,7 @@ def test_an_image_far_below_the_models_figure_gets_a_warning(image_file, tmp_pat
 
     from gecodec.report import Expected
 
-    monkeypatch.setattr(gecodec.codec, "expected_psnr", lambda bundle, header: Expected(99.0, "validation"))
+    monkeypatch.setattr(gecodec.codec, "expected_psnr", lambda bundle, header, framing: Expected(99.0, "validation"))
     with pytest.warns(UserWarning, match="unlike the faces the model knows"):
         result = gec("encode", image_file, "-o", tmp_path / "odd.gec", *ENTROPY)
     assert result.exit_code == 0 and (tmp_path / "odd.gec").exists()
@@ -303,3 +308,102 @@ def test_an_output_name_ending_in_a_slash_is_a_folder_even_for_one_input(image_f
     result = gec("encode", image_file, "-o", f"{tmp_path / 'codes'}/", *TINY)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "codes" / "face.gec").is_file()
+
+
+def test_an_input_is_never_overwritten_even_with_force(image_file, tmp_path):
+    before = image_file.read_bytes()
+    (tmp_path / "alias.png").symlink_to(image_file)
+    for target in (image_file, tmp_path / "alias.png"):
+        result = gec("encode", image_file, "-o", target, "-f", *TINY)
+        assert result.exit_code == 1 and "is an input of this command" in result.output
+    result = gec("decode", GOLDEN / "ge-8bit.gec", "--paste-into", image_file, "-o", image_file, "-f", *FAST)
+    assert result.exit_code == 1 and "is an input of this command" in result.output
+    assert image_file.read_bytes() == before
+
+
+def test_force_replaces_only_regular_files(image_file, tmp_path):
+    fifo, to_device = tmp_path / "pipe.gec", tmp_path / "null.gec"
+    os.mkfifo(fifo)
+    to_device.symlink_to("/dev/null")
+    for target, kind in ((fifo, "is a FIFO"), (to_device, "is a device")):
+        result = gec("encode", image_file, "-o", target, "-f", *TINY)
+        assert result.exit_code == 1 and f"{kind}, not a regular file" in result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and to_device.is_symlink()
+
+
+def test_a_fifo_as_an_image_is_refused_at_once(image_file, tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    result = gec("encode", fifo, "-o", tmp_path / "x.gec", *TINY)
+    assert result.exit_code == 1 and "pipe.png: is a FIFO, not a regular file" in result.output
+    result = gec("decode", GOLDEN / "ge-8bit.gec", "--paste-into", fifo, "-o", tmp_path / "x.png", *FAST)
+    assert result.exit_code == 1 and "pipe.png: is a FIFO, not a regular file" in result.output
+
+
+def test_a_deep_photo_to_paste_into_is_checked_before_it_is_decoded(tmp_path):
+    (tmp_path / "deep.png").write_bytes(png_with_size(8192, 8192, depth=16, colour=0))  # a header, no pixels
+    result = gec("decode", GOLDEN / "ge-8bit.gec", "--paste-into", tmp_path / "deep.png", "-o", tmp_path / "x.png", *FAST)
+    assert result.exit_code == 1 and "more than 8 bits a channel" in result.output
+
+
+def test_any_legal_name_can_be_written_and_longer_ones_are_one_line_errors(image_file, tmp_path):
+    longest = tmp_path / ("n" * 251 + ".gec")  # NAME_MAX is 255 bytes
+    assert gec("encode", image_file, "-o", longest, *TINY).exit_code == 0 and longest.is_file()
+    too_deep = tmp_path.joinpath(*["d" * 200] * 25, "x.gec")  # beyond PATH_MAX
+    for target in (tmp_path / ("n" * 252 + ".gec"), too_deep):
+        result = gec("encode", image_file, "-o", target, *TINY)
+        assert result.exit_code == 1 and "File name too long" in result.output and len(result.output.splitlines()) == 1
+    result = gec("encode", too_deep.with_suffix(".png"), *TINY)
+    assert result.exit_code == 1 and "cannot read (File name too long)" in result.output
+
+
+def test_a_name_taken_just_before_the_output_is_moved_into_place_is_kept(tmp_path, monkeypatch):
+    from gecodec import fileio
+
+    target = tmp_path / "out.gec"
+
+    def another_writer_first(move):  # the other writer wins the race just before our last step
+        def moved(source, destination):
+            if not target.exists():
+                target.write_bytes(b"theirs")
+            return move(source, destination)
+        return moved
+
+    monkeypatch.setattr(os, "link", another_writer_first(os.link))
+    monkeypatch.setattr(os, "replace", another_writer_first(os.replace))
+    with pytest.raises(OutputError, match="already exists"):
+        fileio.write_bytes_atomic(target, b"ours")
+    assert target.read_bytes() == b"theirs" and [p.name for p in tmp_path.iterdir()] == ["out.gec"]
+
+
+def test_without_hard_links_a_new_name_is_claimed_exclusively(tmp_path, monkeypatch):
+    from gecodec import fileio
+
+    def no_links(source, target):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(fileio.os, "link", no_links)
+    fileio.write_bytes_atomic(tmp_path / "out.gec", b"ours")
+    with pytest.raises(OutputError, match="already exists"):
+        fileio.write_bytes_atomic(tmp_path / "out.gec", b"again")
+    assert (tmp_path / "out.gec").read_bytes() == b"ours" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(image_file, tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import os, signal\nfrom gecodec import fileio\nfrom gecodec.cli import run\n"
+              "def terminated():  # the temporary file is written: the signal comes before it is moved into place\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n"
+              "fileio._umask = terminated\nrun()\n")
+    proc = subprocess.run([sys.executable, "-c", script, "encode", str(image_file), "-o", str(tmp_path / "out.gec"),
+                           "--no-check", *TINY], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["face.png"]
+
+
+def test_file_names_are_printed_with_control_characters_escaped(image_file, tmp_path):
+    result = gec("encode", tmp_path / "\x1b]0;owned\x07\x1b[2J.png", *TINY)
+    assert result.exit_code == 1 and "\\x1b]0;owned\\x07\\x1b[2J.png: no such file" in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output

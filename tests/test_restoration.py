@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,7 @@ from gecodec.restoration import TASKS, TaskParams, make_problem, solve
 from gecodec.search import SearchOptions
 
 from conftest import FAST, face_like
+from test_imageio import png_with_size
 
 
 class ToyGenerator(nn.Module):
@@ -159,3 +162,19 @@ def test_gec_restore_reports_a_bad_image_and_restores_the_rest(tmp_path):
     result = gec("restore", "--task", "deblur", tmp_path / "bad.png", tmp_path / "good.png", *CLI_FAST)
     assert result.exit_code == 1 and "bad.png: not a readable image" in result.output
     assert (tmp_path / "good.restored.png").exists() and not (tmp_path / "bad.restored.png").exists()
+
+
+def test_gec_restore_checks_images_and_masks_before_reading_or_converting_them(tmp_path):
+    face_like().save(tmp_path / "face.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "deep.png").write_bytes(png_with_size(8192, 8192, depth=16, colour=0))
+    for args in (["--task", "denoise", tmp_path / "pipe.png"], ["--task", "inpaint", "--mask", tmp_path / "pipe.png"]):
+        result = gec("restore", *args, tmp_path / "face.png", *CLI_FAST)
+        assert result.exit_code == 1 and "pipe.png: is a FIFO, not a regular file" in result.output
+    for args in (["--task", "denoise", tmp_path / "deep.png"], ["--task", "inpaint", "--mask", tmp_path / "deep.png"]):
+        result = gec("restore", *args, tmp_path / "face.png", *CLI_FAST)
+        assert result.exit_code == 1 and "more than 8 bits a channel" in result.output
+    face_like().save(tmp_path / "mask.png")
+    result = gec("restore", "--task", "inpaint", "--mask", tmp_path / "mask.png", tmp_path / "face.png",
+                 "-o", tmp_path / "mask.png", "-f", *CLI_FAST)
+    assert result.exit_code == 1 and "mask.png: is an input of this command" in result.output
