@@ -27,6 +27,7 @@ from bench.identity import face_identity
 from bench.plots import measurements_plot, rd_plot, reconstruction_grid
 from bench.presets import GRID_ROWS, PRESETS, Preset, everything
 from bench.report import compressai_json, markdown_table, summarise, write_json
+from gecodec.align import Placement
 from gecodec.codec import Source, resolve_device
 from gecodec.errors import GecError
 from gecodec.imageio import tensor_to_pixels
@@ -71,8 +72,8 @@ def load_faces(data: Path, size: int, limit: int | None) -> tuple[torch.Tensor, 
     faces, records = load_framed(data, "val")[:limit], framed_records(data, "val")[:limit]
     if faces.shape[-1] != size or len(faces) != len(records):
         raise GecError(f"{data}: its faces are not {size}x{size}, or do not match framing.json")
-    sources = {pixels_key(to_float(face[None])[0]): Source(tuple(r["size"]), tuple(r["placement"]))
-               for face, r in zip(faces, records)}
+    sources = {pixels_key(to_float(face[None])[0]):
+               Source(tuple(r["size"]), Placement.from_position(tuple(r["position"]))) for face, r in zip(faces, records)}
     return faces, [r["name"] for r in records], sources
 
 

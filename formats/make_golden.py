@@ -15,8 +15,10 @@ model with a refinement layer (expected-refine.json), and one with a learned ref
 (expected-learned.json), version-3 (transform-coded) files of a tiny bundle with a transform model
 (expected-transform.json), the default model's version-3 files, its default quality and one with a
 learned layer (expected-default-v3-transform.json), its default file with a learned layer at a coarse
-level (expected-default-v3-coarse.json), and its default file with a DCT layer and with a learned one on the
-start picture (expected-default-v3-start.json).
+level (expected-default-v3-coarse.json), its default file with a DCT layer and with a learned one on the
+start picture (expected-default-v3-start.json), and files of faces in photos that hold their position (key 13),
+version 3 and version 1 (expected-position.json). The crop files (expected-crop.json, v3-q15-crop.gec) predate
+positions and hold crops (key 8); --force would rewrite them with positions.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 
 from gecodec import container
+from gecodec.align import Placement
 from gecodec.bundle import Bundle, load_bundle, load_model, save_bundle
 from gecodec.codec import Codec, Source
 from gecodec.entropy import fit_entropy_model
@@ -129,6 +132,8 @@ def header_fields(header: container.Header) -> dict:
         fields["quality"] = header.quality
     if header.crop is not None:
         fields["crop"] = header.crop
+    if header.position is not None:
+        fields["position"] = header.position
     if header.layer is not None:
         fields["layer"] = header.layer
     if header.transform:
@@ -200,8 +205,8 @@ def main() -> None:
                   [("default-v3-learned.gec", {"layer": (5, "learned")}, None)], {"iters": 20})
     if args.force or not (HERE / "expected-crop.json").exists():
         write_set("expected-crop.json", load_bundle(TINY_ENTROPY_BUNDLE), TINY_ENTROPY_BUNDLE.name, [
-            ("v2-crop.gec", {"quality": 30}, Source((640, 480), (300, 200, 150, -123))),
-            ("v1-crop-gray.gec", {"bits": 5}, Source((640, 480), (320, 241, 480, 0), grayscale=True)),
+            ("v2-crop.gec", {"quality": 30}, Source((640, 480), Placement.from_stored((300, 200, 150, -123)))),
+            ("v1-crop-gray.gec", {"bits": 5}, Source((640, 480), Placement.from_stored((320, 241, 480, 0)), grayscale=True)),
         ], {})
     if args.force or not (HERE / "expected-default-v3.json").exists():
         bundle = load_model()  # the joint default that replaced 93851b1c
@@ -213,7 +218,7 @@ def main() -> None:
         save_bundle(make_tiny_transform_bundle(), TINY_TRANSFORM_BUNDLE)
         write_set("expected-transform.json", load_bundle(TINY_TRANSFORM_BUNDLE), TINY_TRANSFORM_BUNDLE.name, [
             ("v3-q60.gec", {"quality": 60}, None),
-            ("v3-q15-crop.gec", {"quality": 15, "seed": 4}, Source((640, 480), (300, 200, 150, 57))),
+            ("v3-q15-crop.gec", {"quality": 15, "seed": 4}, Source((640, 480), Placement.from_stored((300, 200, 150, 57)))),
         ], {})
     if args.force or not (HERE / "expected-default-v3-transform.json").exists():
         bundle = load_model()  # the joint default, with its transform model (version-3 files)
@@ -225,6 +230,12 @@ def main() -> None:
         bundle = load_model()  # the joint default, with its learned layer's coarse levels
         write_set("expected-default-v3-coarse.json", bundle, None,
                   [("default-v3-coarse.gec", {"layer": (-6, "learned")}, None)], {"iters": 20})
+    if args.force or not (HERE / "expected-position.json").exists():  # faces in photos since key 13
+        write_set("expected-position.json", load_bundle(TINY_TRANSFORM_BUNDLE), TINY_TRANSFORM_BUNDLE.name, [
+            ("v3-position.gec", {"quality": 40}, Source((640, 480), Placement(301.4, 199.2, 151.0, -12.3))),
+            ("v1-position-gray.gec", {"bits": 6}, Source((176, 200), Placement(80.0, 95.5, 118.0, 8.0),
+                                                         grayscale=True)),
+        ], {})
     if args.force or not (HERE / "expected-default-v3-start.json").exists():
         bundle = load_model()  # the joint default: layers on its learned start's picture, which need no search
         write_set("expected-default-v3-start.json", bundle, None, [

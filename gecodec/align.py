@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from gecodec import container
 from gecodec.container import Header
 from gecodec.errors import ImageError, MissingExtraError, OptionError
 from gecodec.imageio import centre_crop
@@ -77,6 +78,14 @@ class Placement:
     def from_stored(cls, values: tuple[int, int, int, int]) -> Placement:
         cx, cy, side, tenths = values
         return cls(float(cx), float(cy), float(side), tenths / 10)
+
+    def position(self, width: int, height: int) -> tuple[int, int, int, int, int, int]:
+        """The placement in a width x height photo as a file stores it (container.position_of)."""
+        return container.position_of(width, height, self.cx, self.cy, self.side, self.angle)
+
+    @classmethod
+    def from_position(cls, position: tuple[int, int, int, int, int, int]) -> Placement:
+        return cls(*container.position_square(position))
 
     def to_photo(self, size: int) -> tuple[float, ...]:
         """Pillow's affine coefficients from a size x size crop's pixels to the photo's."""
@@ -147,7 +156,10 @@ def paste(photo: Image.Image, face: Image.Image, placement: Placement) -> None:
 
 
 def file_placement(header: Header, model_size: int) -> Placement:
-    """Where a file's face lies in the photo it was made from: the stored crop, or the centre square."""
+    """Where a file's face lies in the photo it was made from: its position (or, in files made before positions,
+    its crop), or the centre square."""
+    if header.position is not None:
+        return Placement.from_position(header.position)
     if header.crop is not None:
         return Placement.from_stored(header.crop)
     return Placement.centre_square(*(header.original_size or (model_size, model_size)))
@@ -158,8 +170,8 @@ def frame_decoded(face: Image.Image, header: Header, size: int | None = None, ph
     """A decoded face as the caller wants it: the crop (at its own size, or size x size), or put back into the
     photo the file was made from (which it draws into: pass a copy you own, as open_image gives)."""
     if photo is not None:
-        expected = header.original_size or face.size
-        if header.original_size is None and photo.size != expected:
+        expected = header.photo_size or face.size
+        if header.photo_size is None and photo.size != expected:
             raise ImageError(f"the file does not say where its face lies in a photo (it was made from a "
                              f"{face.width}x{face.height} crop, or without its position)")
         if photo.size != expected:
@@ -272,7 +284,8 @@ def frame_face(photo: Image.Image, geometry: CropGeometry | None, size: int, mod
     else:
         eyes = find_eyes(photo)
         if eyes is not None:
-            placement = Placement.from_stored(placement_from_eyes(*eyes, geometry, size).stored())
+            # The face is cut where its file will say it lies: the placement a position can code.
+            placement = Placement.from_position(placement_from_eyes(*eyes, geometry, size).position(*photo.size))
             return Framed(crop(photo, placement, size), placement, "aligned")
         note = "no face found"
     if mode == "require":

@@ -391,8 +391,8 @@ def describe(path: Path) -> dict[str, Any]:
         "bits_per_value": round((header.layer.base_bytes if header.layer else parts.payload) * 8 / count, 3)
         if count else None,
         "seed": header.seed,
-        "original_size": list(header.original_size) if header.original_size else None,
-        "crop": list(header.crop) if header.crop else None,
+        "original_size": list(header.photo_size) if header.photo_size else None,
+        "crop": face_square(header),
         "layers": ([{"layer": "base", "bytes": header.layer.base_bytes},
                     {"layer": "refinement", "kind": header.layer.kind, "level": header.layer.level,
                      "refines": "start picture" if header.layer.on_start else "search decode",
@@ -406,9 +406,16 @@ def describe(path: Path) -> dict[str, Any]:
     return info
 
 
-def describe_crop(crop: list[int]) -> str:
-    cx, cy, side, tenths = crop
-    return f"centre ({cx}, {cy}), side {side} px" + (f", turned {tenths / 10:g} degrees" if tenths else "")
+def face_square(header: container.Header) -> list[float] | None:
+    """Where the face lies in the photo, [centre x, centre y, side, degrees], when the file says so."""
+    if header.position is not None:
+        return [round(v, 1) for v in container.position_square(header.position)]
+    return [*header.crop[:3], header.crop[3] / 10] if header.crop else None
+
+
+def describe_crop(crop: list[float]) -> str:
+    cx, cy, side, degrees = crop
+    return f"centre ({cx:g}, {cy:g}), side {side:g} px" + (f", turned {degrees:g} degrees" if degrees else "")
 
 
 @main.command()

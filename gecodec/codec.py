@@ -71,20 +71,22 @@ def search_options(header: Header | None = None, base: SearchOptions = SearchOpt
 
 @dataclass(frozen=True)
 class Source:
-    """What a file records about the picture it was made from: its size (width, height), the crop of it
-    (container.Header.crop) when that is not its centre square, and whether it was grayscale."""
+    """What a file records about the picture it was made from: its size (width, height), where the face lies in it
+    (a placement) when that is not its centre square, and whether it was grayscale."""
 
     size: tuple[int, int] | None = None
-    crop: tuple[int, int, int, int] | None = None
+    placement: Placement | None = None
     grayscale: bool = False
 
     def header_fields(self, model_size: int) -> dict[str, Any]:
-        """Header fields: a crop only where it is not the centre square, a size only where either needs it."""
-        crop = self.crop if self.crop is not None and self.size is not None else None
-        if crop is not None and crop == Placement.centre_square(*self.size).stored():
-            crop = None
-        keep_size = self.size is not None and (crop is not None or tuple(self.size) != (model_size, model_size))
-        return {"original_size": tuple(self.size) if keep_size else None, "crop": crop, "grayscale": self.grayscale}
+        """Header fields: a position (the size and the face's square) where the face is not the centre square,
+        else the size alone where it is not the model's."""
+        position = self.placement.position(*self.size) if self.placement is not None and self.size else None
+        if position is not None and position == Placement.centre_square(*self.size).position(*self.size):
+            position = None
+        keep_size = self.size is not None and position is None and tuple(self.size) != (model_size, model_size)
+        return {"original_size": tuple(self.size) if keep_size else None, "position": position,
+                "grayscale": self.grayscale}
 
 
 @dataclass(frozen=True)
@@ -432,7 +434,7 @@ class Codec:
         framed = frame_face(picture, self.bundle.crop, self.image_size, align)
         if framed.note is not None:  # the missing extra once per run (warnings repeat nothing); each faceless photo
             warnings.warn(framed.note if framed.note == NO_DETECTOR else f"{picture.info['source']}: {framed.note}")
-        source = Source(picture.size if position else None, framed.placement.stored() if position else None,
+        source = Source(picture.size if position else None, framed.placement if position else None,
                         picture.info.get("grayscale", False))
         x = pixels_to_tensor(np.asarray(framed.face)).unsqueeze(0)
         data = self.encode_batch(x, sources=[source], **options)[0]

@@ -43,17 +43,19 @@ PAYLOAD_RAW, PAYLOAD_ZSTD = 0, 1
 # Keys of the optional extras map (the header's fifth element). Fields at their defaults are omitted.
 KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP = 1, 2, 3, 4, 5, 6, 7, 8
 KEY_LAYER, KEY_LEARNED_LAYER, KEY_START_LAYER, KEY_START_LEARNED_LAYER = 9, 10, 11, 12
+KEY_POSITION = 13
 # A refinement layer's (kind, whether it refines the start picture) -> its key
 LAYER_KEYS = {("dct", False): KEY_LAYER, ("learned", False): KEY_LEARNED_LAYER,
               ("dct", True): KEY_START_LAYER, ("learned", True): KEY_START_LEARNED_LAYER}
 # Version 1 has no seed key (the seed is a header field) and no layers; version 2 codes ge mode only.
-V1_KEYS = (KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_GRAY, KEY_CROP)
-V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, *LAYER_KEYS.values())
+V1_KEYS = (KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_GRAY, KEY_CROP, KEY_POSITION)
+V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, *LAYER_KEYS.values(), KEY_POSITION)
 # Each extras key's field and msgpack type, checked before any value is used; _validate checks the rest.
 EXTRAS_TYPES = {KEY_MODE: ("mode", "int"), KEY_SIZE: ("original size", "array"),
                 KEY_COUNT: ("measurement count", "int"), KEY_RANGE: ("quantizer range", "array"),
                 KEY_HINTS: ("decoder hints", "map"), KEY_SEED: ("seed", "int"), KEY_GRAY: ("grayscale flag", "bool"),
-                KEY_CROP: ("crop", "array"), **{key: ("refinement layer", "array") for key in LAYER_KEYS.values()}}
+                KEY_CROP: ("crop", "array"), **{key: ("refinement layer", "array") for key in LAYER_KEYS.values()},
+                KEY_POSITION: ("position", "array")}
 MSGPACK_TYPES = {type(None): "nil", bool: "bool", int: "int", float: "float", str: "str", bytes: "bin",
                  list: "array", dict: "map"}  # every type the header's unpacker makes
 HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
@@ -61,6 +63,10 @@ HINT_TYPES = {"iters": int, "restarts": int, "lam": float, "lr": float}
 HINT_LIMITS = {"iters": (0, 5000), "restarts": (1, 16), "lam": (0.0, 100.0), "lr": (1e-6, 10.0)}
 MAX_SIDE, MAX_PIXELS = 1 << 15, 64 * 1024 * 1024  # a file's original size; the encoder refuses larger images
 MAX_CROP_SIDE, MAX_CROP_TENTHS = 2 * MAX_SIDE, 1800  # a crop may reach past the photo; its angle is -180..180 degrees
+# A position (key 13) codes the face's square against the photo: its side in steps of 1/SCALE_STEPS of an octave
+# below the photo's shorter side, its centre's offset from the photo's centre in steps of 1/CENTRE_STEPS of that
+# side (half a pixel of a 64-pixel model), and its turn in whole degrees: finer than a paste back can show.
+SCALE_STEPS, CENTRE_STEPS, MAX_DEGREES = 64, 128, 180
 
 
 class Layer(NamedTuple):
@@ -89,13 +95,20 @@ class Header:
     quality: int | None = None  # version 2: the quality factor (0..100) that chose the entropy coder's step
     grayscale: bool = False  # the input was grayscale, so the decoder returns a grayscale image
     crop: tuple[int, int, int, int] | None = None  # the face's square in the photo, when not its centre square:
-    # (centre x, centre y, side) in the photo's pixels and the rotation in tenths of a degree
+    # (centre x, centre y, side) in the photo's pixels and the rotation in tenths of a degree (files before key 13)
+    position: tuple[int, int, int, int, int, int] | None = None  # the photo's size and the face's square in it:
+    # (width, height, scale, dx, dy, degrees), coded against the photo's size (position_square); no original_size
     layer: Layer | None = None  # version 2: a refinement layer follows the base payload
     transform: bool = False  # version 3: the base is transform-coded, and model_id is the transform id
 
     @property
     def model_hex(self) -> str:
         return f"{self.model_id:08x}"
+
+    @property
+    def photo_size(self) -> tuple[int, int] | None:
+        """The (width, height) of the picture the file was made from, when not the model's own size."""
+        return self.position[:2] if self.position is not None else self.original_size
 
     @property
     def version(self) -> int:
@@ -122,6 +135,8 @@ def _extras(header: Header) -> dict[int, Any]:
         extras[KEY_GRAY] = True
     if header.crop is not None:
         extras[KEY_CROP] = list(header.crop)
+    if header.position is not None:
+        extras[KEY_POSITION] = list(header.position)
     if header.layer is not None:
         layer = header.layer
         extras[LAYER_KEYS[layer.kind, layer.on_start]] = list(layer[:3]) + (
@@ -346,6 +361,7 @@ def _header_from_extras(extras: dict[int, Any], version: int, **fixed: Any) -> H
             hints=extras.get(KEY_HINTS, {}),
             grayscale=extras.get(KEY_GRAY, False),
             crop=arrays[KEY_CROP],
+            position=tuple(extras[KEY_POSITION]) if KEY_POSITION in extras else None,
             layer=_layer(*layers[0], version) if layers else None,
             **fixed,
         )
@@ -418,6 +434,8 @@ def _validate(header: Header) -> None:
         raise ValueError(f"quantizer range {header.value_range!r} is not two increasing finite floats")
     if header.crop is not None:
         _validate_crop(header.crop, header.original_size)
+    if header.position is not None:
+        _validate_position(header)
     if header.layer is not None and not (
         header.quality is not None and isinstance(header.layer, Layer)
         and (header.layer.kind, header.layer.on_start) in LAYER_KEYS
@@ -441,6 +459,42 @@ def _validate(header: Header) -> None:
         low, high = HINT_LIMITS[key]
         if not low <= value <= high:  # NaN fails too
             raise ValueError(f"decoder hint {key!r} = {value!r} is outside [{low}, {high}]")
+
+
+def position_of(width: int, height: int, cx: float, cy: float, side: float, degrees: float
+                ) -> tuple[int, int, int, int, int, int]:
+    """A face's square in a width x height photo as a position (key 13): the nearest one it can code."""
+    scale = round(SCALE_STEPS * math.log2(min(width, height) / side))
+    unit = position_square((width, height, scale, 0, 0, 0))[2] / CENTRE_STEPS
+    return (width, height, scale, round((cx - width / 2) / unit), round((cy - height / 2) / unit), round(degrees))
+
+
+def position_square(position: tuple[int, int, int, int, int, int]) -> tuple[float, float, float, int]:
+    """The square a position codes: its centre (x, y) and side in the photo's pixels, and its turn in degrees."""
+    width, height, scale, dx, dy, degrees = position
+    side = min(width, height) * 2.0 ** (-scale / SCALE_STEPS)
+    unit = side / CENTRE_STEPS
+    return width / 2 + dx * unit, height / 2 + dy * unit, side, degrees
+
+
+def _validate_position(header: Header) -> None:
+    position = header.position
+    if header.original_size is not None or header.crop is not None:
+        raise ValueError("a position holds the photo's size and the face's square: no original size or crop with it")
+    if not (isinstance(position, tuple) and len(position) == 6 and all(_is_int_in(v, -(1 << 31), 1 << 31)
+                                                                     for v in position)):
+        raise ValueError(f"position {position!r:.80} is not six integers")
+    width, height = position[:2]
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE and width * height <= MAX_PIXELS):
+        raise ValueError(f"position's photo {width}x{height} is not within {MAX_SIDE} a side and {MAX_PIXELS} pixels")
+    if not -SCALE_STEPS * 16 <= position[2] <= SCALE_STEPS * 16:  # a side within 2^16 of the photo's
+        raise ValueError(f"position scale {position[2]} is not from {-SCALE_STEPS * 16} to {SCALE_STEPS * 16}")
+    cx, cy, side, degrees = position_square(position)
+    if not (0 <= cx <= width and 0 <= cy <= height and 1 <= side <= MAX_CROP_SIDE):
+        raise ValueError(f"position's square (centre ({cx:.1f}, {cy:.1f}), side {side:.1f}) does not lie on the "
+                         f"{width}x{height} photo with a side of 1 to {MAX_CROP_SIDE}")
+    if not -MAX_DEGREES <= degrees <= MAX_DEGREES:
+        raise ValueError(f"position turn {degrees} is not from {-MAX_DEGREES} to {MAX_DEGREES} degrees")
 
 
 def _validate_crop(crop: Any, original_size: tuple[int, int] | None) -> None:

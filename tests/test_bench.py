@@ -273,7 +273,7 @@ def test_a_framing_folder_runs_its_validation_faces_through_the_photo_path_too(t
     framing.mkdir()
     faces = np.stack([np.asarray(face_like(16, 16, seed=i)).transpose(2, 0, 1) for i in range(3)])
     np.save(framing / "val.npy", faces)
-    records = [{"name": f"P{i}/p.jpg", "split": "val", "size": [300, 200], "placement": [150 + i, 90, 120, -35]}
+    records = [{"name": f"P{i}/p.jpg", "split": "val", "size": [300, 200], "position": [300, 200, 50, i, -3, -4]}
                for i in range(3)]
     (framing / "framing.json").write_text(json.dumps({"photos_kept": records}))
     assert main(["run", "--codecs", "ge,ge-photo", "--data", str(framing), "--out", str(tmp_path / "out"), *FAST]) == 0

@@ -268,12 +268,16 @@ def test_a_zstd_payload_is_one_whole_frame_and_nothing_after_it(tail, problem):
     ({3: 128.0}, "measurement count .extras key 3. must be a msgpack int, not float"),
     ({7: 1}, "grayscale flag .extras key 7. must be a msgpack bool, not int"),
     ({0: 1}, "key 0 is not allowed in version 1"),
-    ({13: [1]}, "key 13 is not allowed in version 1"),
+    ({14: [1]}, "key 14 is not allowed in version 1"),
+    ({13: [64, 64, 0, 0, 0, 0], 2: [64, 64]}, "a position holds the photo's size and the face's square"),
+    ({13: [640, 480, 0, 9999, 0, 0]}, "does not lie on the 640x480 photo"),
+    ({13: [640, 480, 0, 0]}, "position .* is not six integers"),
     ({9: [0, 3, 7, 5]}, "key 9 is not allowed in version 1"),
     ({True: 1}, "integer keys"),
     ({2: msgpack.ExtType(1, b"")}, "msgpack extension"),  # an empty one passes msgpack's max_ext_len=0
 ], ids=["size-map", "size-bin", "range-map", "crop-map", "hints-array", "mode-bool", "count-nil", "count-float",
-        "gray-int", "key-0", "key-13", "layer-in-v1", "bool-key", "size-ext"])
+        "gray-int", "key-0", "key-14", "position-and-size", "position-off-photo", "position-short", "layer-in-v1",
+        "bool-key", "size-ext"])
 def test_a_version_1_extras_value_of_the_wrong_type_or_key_is_a_format_error(extras, problem):
     with pytest.raises(FormatError, match=problem):
         container.read(checksummed_file(extras))

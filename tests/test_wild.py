@@ -150,7 +150,7 @@ def test_the_card_measures_photos_through_the_photo_path_and_the_report_names_th
     framing = tmp_path / "framing"
     framing.mkdir()
     np.save(framing / "val.npy", np.stack([np.asarray(face_like(16, 16, seed=i)).transpose(2, 0, 1) for i in range(2)]))
-    records = [{"name": f"P{i}/p.jpg", "split": "val", "size": [90, 70], "placement": [40, 30, 50, 20]} for i in range(2)]
+    records = [{"name": f"P{i}/p.jpg", "split": "val", "size": [90, 70], "position": [90, 70, 20, 5, 0, 2]} for i in range(2)]
     (framing / "framing.json").write_text(json.dumps({"photos_kept": records}))
     photo_card_main(["--bundle", str(bundle_path), "--photos", str(framing), "--faces", "test people",
                      "--qualities", "0", "100"])

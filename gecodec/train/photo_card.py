@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gecodec.bundle import load_bundle, update_bundle
+from gecodec.align import Placement
 from gecodec.codec import Codec, Source
 from gecodec.metrics import psnr_8bit
 from gecodec.train.data import to_float
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qualities", type=int, nargs="+", default=list(CURVE_QUALITIES))
     args = parser.parse_args(argv)
     faces = to_float(load_framed(args.photos, "val")[: args.n])
-    sources = [Source(tuple(r["size"]), tuple(r["placement"])) for r in framed_records(args.photos, "val")[: args.n]]
+    sources = [Source(tuple(r["size"]), Placement.from_position(tuple(r["position"])))
+               for r in framed_records(args.photos, "val")[: args.n]]
     bundle = load_bundle(args.bundle)
     curve = photo_curve(Codec(bundle, "cpu"), faces, sources, tuple(args.qualities))
     card = {**bundle.card, "photos": {"faces": f"{args.faces}: {len(faces)} validation photos, framed by the face "

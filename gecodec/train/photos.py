@@ -108,7 +108,7 @@ def write_framing(framed: FramedPhotos, out: Path, share: float = VAL_SHARE) -> 
                "missed": len(framed.missed), "train": len(train), "val": len(val), "people": people,
                "val_share": share, "split": "by person: sha256(name)[:8] / 2^64 < val_share"}
     records = [{"name": framed.names[i], "split": split, "size": list(framed.sizes[i]),
-                "placement": list(framed.placements[i].stored())}
+                "position": list(framed.placements[i].position(*framed.sizes[i]))}
                for split, indices in (("train", train), ("val", val)) for i in indices]
     document = {**summary, "missed_photos": framed.missed, "photos_kept": records}
     write_bytes_atomic(out / "framing.json", json.dumps(document, indent=1).encode())
@@ -127,7 +127,8 @@ def load_framed(folder: str | Path, split: str) -> torch.Tensor:
 
 
 def framed_records(folder: str | Path, split: str) -> list[dict]:
-    """framing.json's records of a split, in the order of its faces: name, photo size and placement."""
+    """framing.json's records of a split, in the order of its faces: name, photo size and position (container
+    key 13: the photo's size and the face's square in it)."""
     path = Path(folder) / "framing.json"
     try:
         records = json.loads(path.read_text())["photos_kept"]
