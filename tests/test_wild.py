@@ -165,3 +165,22 @@ def test_the_card_measures_photos_through_the_photo_path_and_the_report_names_th
     assert expected_psnr(bundle, header, "as given") == (35.0, "validation")  # a face crop: the crops' own curve
     report = EncodeReport(80, 20.0, between, "aligned", "photos")
     assert report.describe().endswith(f"(validation photos: {between:.2f} dB)")
+
+
+def test_a_half_checkpoint_is_small_and_a_run_goes_on_from_it(tmp_path: Path):
+    from gecodec.train.checkpoint import main as checkpoint_main
+
+    (tmp_path / "faces").mkdir()
+    faces = face_folder(tmp_path / "faces", 16, 16, count=8)
+    run = tmp_path / "run"
+    gec = lambda *args: CliRunner().invoke(main, [str(a) for a in args])  # noqa: E731
+    assert gec("train", "joint", "--data", faces, "--out", run, "--steps", "2", *TINY_JOINT).exit_code == 0
+    full = run / "checkpoint.pt"
+    checkpoint_main([str(full), str(tmp_path / "half.pt")])
+    half = load_checkpoint(tmp_path / "half.pt")
+    assert "optim" not in half and half["ema"]["generator.net.fc.weight"].dtype == torch.float16
+    assert (tmp_path / "half.pt").stat().st_size < full.stat().st_size / 2
+    (tmp_path / "half.pt").replace(full)
+    resumed = gec("train", "joint", "--data", faces, "--out", run, "--steps", "3", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert load_checkpoint(full)["step"] == 3

@@ -86,3 +86,33 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         p_ema.lerp_(p, 1.0 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
         b_ema.copy_(b)
+
+
+OPTIMIZER_KEYS = ("optim", "g_optim", "d_optim")
+
+
+def half_checkpoint(state: dict) -> dict:
+    """A checkpoint small enough to commit, from which a run can go on in a later session: its weights in half
+    precision and no optimizer state (a resumed run starts Adam's moments afresh)."""
+    def half(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: half(v) for k, v in value.items()}
+        return value.half() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    return {key: half(value) if key in ("model", "ema", "d") else value
+            for key, value in state.items() if key not in OPTIMIZER_KEYS}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write a run's checkpoint in half precision without optimizer "
+                                                 "state, to commit so that a later session can resume the run.")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    save_checkpoint(half_checkpoint(load_checkpoint(args.checkpoint)), args.out)
+
+
+if __name__ == "__main__":
+    main()

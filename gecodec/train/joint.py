@@ -280,7 +280,7 @@ def train_joint(data: torch.Tensor, run_dir: str | Path, config: JointTrainConfi
     if adversary is not None:
         adversary.discriminator.to(device)
         d_optim = torch.optim.Adam(adversary.discriminator.parameters(), lr=config.lr, betas=config.betas)
-    if state is not None:
+    if state is not None and "optim" in state:  # a half checkpoint (checkpoint.half_checkpoint) has none
         optim.load_state_dict(state["optim"])
         if d_optim is not None:
             d_optim.load_state_dict(state["d_optim"])
