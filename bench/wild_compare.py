@@ -5,8 +5,9 @@
 
 Each run (a `gec train joint` folder) is exported, its EMA model calibrated on the first 10,000 CelebA
 training crops, to RUN/compare.safetensors, with the default model's decode schedule. Each codes the first --n
-faces of each set as version-2 files (the entropy model fitted at export) at --quality, and decodes them. Per model and set: bytes, PSNR (8-bit RGB), MSE (pixels in [-1, 1]) and, with --identity, the
-share still the same person by dlib (bench.identity).
+faces of each set as version-2 files (the entropy model fitted at export) at --quality, and decodes them. Per
+model and set: bytes, PSNR (8-bit RGB), MSE (pixels in [-1, 1]) and, with --identity, the share still the same
+person by dlib (bench.identity).
 """
 
 from __future__ import annotations

@@ -14,12 +14,21 @@ from gecodec.options import SearchOptions
 from gecodec.search_budget import check_search_budget, forward_macs, search_flops
 
 from test_codec import images
-from test_start_layers import codec as start_codec  # noqa: F401 (a fixture)
+from test_learned_layer import learned_bundle
+from test_start_layers import START_LADDER
 
 
 @pytest.fixture
 def codec(tiny) -> Codec:
     return Codec(tiny, "cpu")
+
+
+@pytest.fixture(scope="module")
+def start_codec() -> Codec:
+    """The tiny model with a learned start, a learned layer and a ladder of start-picture layers."""
+    bundle = learned_bundle()
+    bundle.ladder = START_LADDER
+    return Codec(bundle, "cpu")
 
 
 def test_macs_are_counted_over_convolutions_and_linear_layers():
