@@ -28,7 +28,6 @@ from gecodec.align import CropGeometry, Placement, frame_face
 from gecodec.bundle import load_model
 from gecodec.errors import ImageError, OutputError
 from gecodec.fileio import write_bytes_atomic
-from gecodec.imageio import image_to_tensor
 from gecodec.train.data import image_source
 
 VAL_SHARE = 0.1
@@ -75,7 +74,7 @@ def frame_photos(root: str | Path, geometry: CropGeometry, size: int, limit: int
         except ImageError:
             missed.append(name)
             continue
-        faces[len(kept)] = ((image_to_tensor(framed.face, size) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        faces[len(kept)] = np.asarray(framed.face).transpose(2, 0, 1)  # the crop gec encode would code
         kept.append(name)
         placements.append(framed.placement)
         sizes.append(photo.size)
