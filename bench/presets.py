@@ -40,6 +40,11 @@ def csgm_sweep(setting: Setting) -> bool:
     return setting["bits"] == 8 or (setting["m"] < 500 and setting["bits"] == 4)
 
 
+def rate_sweep(setting: Setting) -> bool:
+    """gecodec's --quality and --target-bytes settings: what users choose between."""
+    return "quality" in setting or "target_bytes" in setting
+
+
 PRESETS = {
     p.name: p
     for p in [
@@ -48,6 +53,10 @@ PRESETS = {
         Preset("table2", "GE at m = 128, 8 bits, on real images and on images G generated",
                {"ge": at(m=128, bits=8)}, floor=False, generated=True),
         Preset("figure6", "GE1 MSE against m = 64, 128, 256 (8 bits)", {"ge": at(m=[64, 128, 256], bits=8)}, by_m=True),
+        Preset("photos", "faces framed in photos: gecodec's qualities and targets on the crops and through the photo "
+               "path (ge-photo), against WebP, AVIF and JPEG on the crops",
+               {**{name: rate_sweep for name in ("ge", "ge-photo")}, **{name: everything for name in
+                                                                        ("webp", "avif", "jpeg")}}, floor=False),
         Preset("rd", "the rate-distortion sweep of every codec (CSGM and Lasso-DCT at fewer settings)",
                {**{name: everything for name in ("ge", "ge-photo", "ae", "jpeg", "webp", "avif")},
                 "csgm": csgm_sweep, "lasso-dct": at(bits=8)}),

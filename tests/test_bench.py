@@ -276,8 +276,10 @@ def test_a_framing_folder_runs_its_validation_faces_through_the_photo_path_too(t
     records = [{"name": f"P{i}/p.jpg", "split": "val", "size": [300, 200], "position": [300, 200, 50, i, -3, -4]}
                for i in range(3)]
     (framing / "framing.json").write_text(json.dumps({"photos_kept": records}))
-    assert main(["run", "--codecs", "ge,ge-photo", "--data", str(framing), "--out", str(tmp_path / "out"), *FAST]) == 0
+    assert main(["photos", "--data", str(framing), "--out", str(tmp_path / "out"), *FAST]) == 0
     crop, photo = (Records(tmp_path / "out" / "records" / f"{name}.jsonl").done for name in ("ge", "ge-photo"))
     assert sorted(crop) == sorted(photo) and {image for _, image in crop} == {r["name"] for r in records}
+    assert all("quality" in key or "target_bytes" in key for key, _ in crop)  # users' rates, not bits or levels
+    assert (tmp_path / "out" / "webp.json").exists() and (tmp_path / "out" / "rd-psnr.png").exists()
     for key, record in crop.items():  # the same face, decoded alike; the photo's file also holds its position
         assert photo[key]["psnr"] == record["psnr"] and photo[key]["bytes"] > record["bytes"]
