@@ -224,7 +224,8 @@ def search_options_group(command: Callable) -> Callable:
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option
-@click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
+@click.option("--model", default=None, help="Bundle name, id (8 hex digits) or path (with a / or ending in "
+              f".safetensors). Default: {DEFAULT_MODEL}.")
 @click.option("--quality", type=click.IntRange(0, container.MAX_QUALITY), default=None,
               help="0 (smallest) to 100 (best): an entropy-coded file, and on a model with a quality ladder (see "
                    "gec models) from about 22 to 1,500 bytes, with a refinement layer past about 75 bytes. "
@@ -465,12 +466,13 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models(as_json: bool) -> None:
     """List the model bundles shipped with gecodec and those in the user model folder."""
-    from gecodec.bundle import available_bundles, load_bundle
+    from gecodec.bundle import available_bundles, check_shipped_claim, load_bundle
 
     rows = []
     for path in available_bundles():
         try:
             bundle = load_bundle(path)
+            check_shipped_claim(bundle)  # a copy of a shipped bundle that would decode differently is no model
         except GecError as exc:
             rows.append({"path": str(path), "error": str(exc)})
             continue
@@ -529,7 +531,8 @@ def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--method", type=click.Choice(METHODS), default="ge", show_default=True,
               help="ge: match EN(S(G(z))) to EN(image) (the GE paper). csgm: match S(G(z)) to the image in pixels "
                    "(Bora et al.).")
-@click.option("--model", default=None, help=f"Bundle name, id or path. Default: {DEFAULT_MODEL}.")
+@click.option("--model", default=None, help="Bundle name, id (8 hex digits) or path (with a / or ending in "
+              f".safetensors). Default: {DEFAULT_MODEL}.")
 @click.option("--blur-sigma", type=float, default=BLUR_SIGMA, show_default=True,
               help="deblur: the blur's standard deviation in pixels.")
 @click.option("--factor", type=click.IntRange(1), default=SUPERRES_FACTOR, show_default=True,

@@ -278,6 +278,17 @@ def test_a_copy_of_a_shipped_bundle_with_another_schedule_cannot_answer_for_its_
     assert load_model(same).decode_settings == default.decode_settings  # what does not change a decode may differ
 
 
+def test_gec_models_lists_such_a_copy_as_an_error_not_a_second_default(own_model_dir):
+    from click.testing import CliRunner
+
+    from gecodec.cli import main
+
+    default_copy(own_model_dir, "copy", lambda c: c["decode"].update(lam=100.0))
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0 and result.output.count("(default)") == 1
+    assert "copy.safetensors: has the model id" in result.output
+
+
 @pytest.mark.parametrize("change, problem", [
     (lambda c: c["generator"].update(image_size=16.0), "generator image_size = 16.0 is not an integer"),
     (lambda c: c["generator"].update(min_channels=True), "generator min_channels = True is not an integer or null"),
