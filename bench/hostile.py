@@ -44,7 +44,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from gecodec import api, catalog, container
-from gecodec.bundle import SOLVER_FORMAT_VERSION, Bundle, _build, load_model, read_metadata
+from gecodec.bundle import SOLVER_FORMAT_VERSION, Bundle, _build, load_model
+from gecodec.catalog import read_metadata
 from gecodec.codec import Codec
 from gecodec.fileio import write_bytes_atomic
 

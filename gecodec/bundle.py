@@ -29,7 +29,7 @@ from gecodec.catalog import (BUNDLE_SUFFIX, COARSE_LEVELS_FORMAT_VERSION, DTYPES
                              FORMAT_VERSION, LEARNED_REFINE_FORMAT_VERSION, OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID,
                              REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, START_LAYERS_FORMAT_VERSION,
                              TRANSFORM_FORMAT_VERSION, BundleFile, Entry,
-                             available_bundles, digest, find_bundles, is_shipped, read_metadata, user_model_dir)
+                             available_bundles, digest, find_bundles, is_shipped, user_model_dir)
 from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
 from gecodec.errors import BundleError, GecError, ModelNotFoundError, OutputError

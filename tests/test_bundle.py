@@ -103,7 +103,7 @@ def rewritten(tiny, tmp_path, config_change=None, tensor_change=None, card=None)
 
     from safetensors.torch import load_file, save_file
 
-    from gecodec.bundle import read_metadata
+    from gecodec.catalog import read_metadata
 
     path = tmp_path / "hostile.safetensors"
     save_bundle(tiny, path)
@@ -256,7 +256,7 @@ def default_copy(folder: Path, name: str, change) -> Path:
 
     from safetensors.torch import load_file, save_file
 
-    from gecodec.bundle import read_metadata
+    from gecodec.catalog import read_metadata
 
     source = load_model().path
     metadata = read_metadata(source)

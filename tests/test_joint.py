@@ -10,7 +10,8 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
-from gecodec.bundle import Bundle, load_bundle, read_metadata, save_bundle
+from gecodec.bundle import Bundle, load_bundle, save_bundle
+from gecodec.catalog import read_metadata
 from gecodec.cli import main
 from gecodec.codec import Codec
 from gecodec.errors import BundleError, OptionError
