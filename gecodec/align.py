@@ -70,12 +70,9 @@ class Placement:
         side = min(width, height)
         return cls((width - side) // 2 + side / 2, (height - side) // 2 + side / 2, float(side))
 
-    def stored(self) -> tuple[int, int, int, int]:
-        """The placement as a file stores it: whole pixels, and the angle in tenths of a degree."""
-        return round(self.cx), round(self.cy), max(1, round(self.side)), round(self.angle * 10)
-
     @classmethod
     def from_stored(cls, values: tuple[int, int, int, int]) -> Placement:
+        """A crop as files before key 13 stored it: whole pixels, and the angle in tenths of a degree."""
         cx, cy, side, tenths = values
         return cls(float(cx), float(cy), float(side), tenths / 10)
 

@@ -274,6 +274,7 @@ def test_a_photos_file_holds_its_position_in_fewer_bytes_than_a_size_and_a_crop(
     for size, placement, cost, saved in (((176, 176), Placement(88.4, 73.2, 121.0, -8.0), 11, 3),
                                          ((640, 480), Placement(300.0, 200.0, 150.0, -12.3), 14, 6)):
         position = container.Header(model_id=1, quality=60, position=placement.position(*size))
-        crop = container.Header(model_id=1, quality=60, original_size=size, crop=placement.stored())
+        stored = (round(placement.cx), round(placement.cy), round(placement.side), round(placement.angle * 10))
+        crop = container.Header(model_id=1, quality=60, original_size=size, crop=stored)  # keys 2 and 8
         with_position = len(container.write(position, b"x"))
         assert (with_position - plain, len(container.write(crop, b"x")) - with_position) == (cost, saved)
