@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gecodec import container
-from gecodec.bundle import Bundle, load_bundle, save_bundle
+from gecodec.bundle import Bundle, load_bundle, load_model, save_bundle
 from gecodec.codec import Codec
 from gecodec.entropy import QUALITIES, TABLE_TOTAL
 from gecodec.errors import BundleError, FormatError, OptionError
@@ -301,6 +301,21 @@ def test_the_refiner_trains_resumes_and_is_stored_without_changing_the_model_id(
     assert f"{stored.refine_learned.check_code:04x}" == record["check_code"] == stored.card["refine_learned"]["check_code"]
     assert stored.refine_learned.levels == range(-COARSE_LEVELS, (len(refiner.LAMBDAS) - 1) * SUBLEVELS + 1)
     assert f"{stored.refine_learned.coarse_check_code:04x}" == record["coarse_check_code"]
+
+
+def test_a_refiner_run_can_start_from_another_bundles_learned_layer(tmp_path):
+    from gecodec.train import refiner
+
+    path = tmp_path / "model.safetensors"
+    save_bundle(load_bundle(ENTROPY_BUNDLE), path)
+    refiner.make_bases(path, ((images(4, 8) + 1) * 127.5).round().to(torch.uint8), tmp_path / "run")
+    with pytest.raises(SystemExit, match="no learned layer of this recipe's shape"):
+        refiner.train(tmp_path / "run", minutes=0.001, lr=1e-3, init_from=str(path))
+    shipped = load_model("celeba64-default").refine_learned.network
+    state = refiner.train(tmp_path / "run", minutes=0.0, lr=1e-3, init_from="celeba64-default")
+    network, saved = refiner.trained_network(tmp_path / "run")
+    assert state["step"] == 0 and saved["init_from"] == "celeba64-default"
+    assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), shipped.state_dict().values()))
 
 
 def test_a_learned_layer_with_more_levels_than_a_file_can_name_is_refused(tmp_path):

@@ -19,7 +19,7 @@ from gecodec.errors import ImageError, OptionError
 from gecodec.imageio import open_image
 from gecodec.train.augment import AUGMENTATIONS, augment, check_augment
 from gecodec.train.checkpoint import load_checkpoint
-from gecodec.train.data import mixed_batches, sample_batches
+from gecodec.train.data import load_images, mixed_batches, sample_batches
 from gecodec.train.photos import (frame_photos, is_validation, load_framed, main as photos_main, person_of,
                                   split_by_person, write_framing)
 
@@ -104,6 +104,25 @@ def test_mixed_batches_put_the_photos_last_and_without_photos_are_plain_batches(
     assert batch.shape[0] == 8 and (batch[:5] == -1).all() and (batch[5:] == 1).all()
     plain, mixed = sample_batches(faces, 4, seed=3), mixed_batches(faces, None, 4, 0, seed=3)
     assert all(torch.equal(next(plain), next(mixed)) for _ in range(3))
+
+
+def test_the_bundle_steps_training_faces_alternate_the_two_sources_in_every_prefix(tmp_path: Path):
+    from gecodec.train.photos import alternate, training_faces
+
+    faces, photos = torch.zeros(5, 3, 4, 4, dtype=torch.uint8), torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
+    assert [int(x[0, 0, 0]) for x in alternate(faces, photos)] == [0, 255, 0, 255, 0, 0, 0]
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (4, 4), (10, 10, 10)).save(folder / f"{i}.png")
+    framing = tmp_path / "framing"
+    framing.mkdir()
+    np.save(framing / "train.npy", np.full((3, 3, 4, 4), 200, dtype=np.uint8))
+    mixed = training_faces(folder, framing, 4, limit=5)
+    assert [int(x[0, 0, 0]) for x in mixed] == [10, 200, 10, 200, 10]
+    assert torch.equal(training_faces(folder, None, 4, limit=3), load_images(folder, 4, limit=3))
+    with pytest.raises(ImageError, match="its faces are 4 pixels, the model's 8"):
+        training_faces(folder, framing, 8, limit=4)
 
 
 def test_joint_training_on_a_mix_refuses_to_resume_with_another_mix(tmp_path: Path):

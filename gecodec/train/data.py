@@ -44,13 +44,18 @@ def image_source(root: str | Path) -> tuple[list[str], Callable[[str], Image.Ima
     raise ImageError(f"{root}: not a folder of images or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
 
 
-def bundle_step_parser(description: str, stores: str, images: int, images_help: str) -> argparse.ArgumentParser:
+def bundle_step_parser(description: str, stores: str, images: int, images_help: str, photos: bool = False
+                       ) -> argparse.ArgumentParser:
     """The command line of a step that measures training faces and stores what it finds in a bundle (the crop
-    geometry, the refinement tables, the quality ladder): --data, --bundle and --images."""
+    geometry, the refinement tables, the quality ladder): --data, --bundle and --images, and with ``photos``
+    --photos (a framing folder whose training faces make half of the faces: gecodec.train.photos.training_faces)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder of training face crops")
     parser.add_argument("--bundle", type=Path, required=True, help=f"bundle file to store the {stores} in")
     parser.add_argument("--images", type=int, default=images, help=images_help)
+    if photos:
+        parser.add_argument("--photos", type=Path, default=None,
+                            help="a framing folder (python -m gecodec.train.photos): half the faces from its photos")
     return parser
 
 

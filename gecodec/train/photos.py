@@ -28,7 +28,7 @@ from gecodec.align import CropGeometry, Placement, frame_face
 from gecodec.bundle import load_model
 from gecodec.errors import ImageError, OutputError
 from gecodec.fileio import write_bytes_atomic
-from gecodec.train.data import image_source
+from gecodec.train.data import image_source, load_images
 
 VAL_SHARE = 0.1
 
@@ -123,6 +123,25 @@ def load_framed(folder: str | Path, split: str) -> torch.Tensor:
     if faces.ndim != 4 or faces.shape[1] != 3 or faces.dtype != np.uint8 or not len(faces):
         raise ImageError(f"{path}: not a non-empty uint8 array of N x 3 x S x S faces")
     return torch.from_numpy(faces)
+
+
+def training_faces(data: str | Path, photos: str | Path | None, size: int, limit: int) -> torch.Tensor:
+    """The first ``limit`` uint8 training faces of the folder ``data``; with a framing folder ``photos``, its
+    training faces and ``data``'s in turn, so that every prefix is half of each (the bundle steps of a model
+    trained on both slice one such sequence, each its own part)."""
+    if photos is None:
+        return load_images(data, size, limit=limit)
+    framed = load_framed(photos, "train")[: limit // 2]
+    if framed.shape[-1] != size:  # alternate needs faces of one size
+        raise ImageError(f"{photos}: its faces are {framed.shape[-1]} pixels, the model's {size}")
+    return alternate(load_images(data, size, limit=limit - len(framed)), framed)
+
+
+def alternate(faces: torch.Tensor, photos: torch.Tensor) -> torch.Tensor:
+    """Faces and photos in turn, then the rest of the longer one."""
+    pairs = min(len(faces), len(photos))
+    alternating = torch.stack([faces[:pairs], photos[:pairs]], dim=1).flatten(0, 1)
+    return torch.cat([alternating, faces[pairs:], photos[pairs:]])
 
 
 def framed_records(folder: str | Path, split: str) -> list[dict]:

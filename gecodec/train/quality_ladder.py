@@ -31,7 +31,8 @@ from gecodec.entropy import QUALITIES
 from gecodec.fileio import write_bytes_atomic
 from gecodec.ladder import Rung
 from gecodec.metrics import psnr_8bit
-from gecodec.train.data import bundle_step_parser, load_images, to_float
+from gecodec.train.data import bundle_step_parser, to_float
+from gecodec.train.photos import training_faces
 from gecodec.train.refine_tables import REFINE_IMAGES
 
 LADDER_IMAGES = 128
@@ -177,12 +178,12 @@ def store_ladder(path: Path, faces: torch.Tensor, measured: Path | None = None) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = bundle_step_parser(__doc__, "ladder", LADDER_IMAGES, "training faces to measure on")
+    parser = bundle_step_parser(__doc__, "ladder", LADDER_IMAGES, "training faces to measure on", photos=True)
     parser.add_argument("--measured", type=Path, default=None,
                         help="JSON file of the candidates' measurements: those it holds are reused, the rest added")
     args = parser.parse_args(argv)
     size = load_bundle(args.bundle).image_size
-    faces = load_images(args.data, size, limit=REFINE_IMAGES + args.images)[REFINE_IMAGES:]
+    faces = training_faces(args.data, args.photos, size, REFINE_IMAGES + args.images)[REFINE_IMAGES:]
     try:
         record = store_ladder(args.bundle, to_float(faces), args.measured)
     except ValueError as exc:

@@ -19,7 +19,8 @@ from gecodec.bundle import load_bundle, update_bundle
 from gecodec.codec import Codec
 from gecodec.imageio import pixels_to_tensor, tensor_to_pixels
 from gecodec.refine import fit_refinement
-from gecodec.train.data import bundle_step_parser, load_images, to_float
+from gecodec.train.data import bundle_step_parser, to_float
+from gecodec.train.photos import training_faces
 
 REFINE_IMAGES = 512
 
@@ -36,9 +37,9 @@ def store_refinement(path: Path, faces: torch.Tensor) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = bundle_step_parser(__doc__, "tables", REFINE_IMAGES, "training faces to fit on").parse_args(argv)
+    args = bundle_step_parser(__doc__, "tables", REFINE_IMAGES, "training faces to fit on", photos=True).parse_args(argv)
     size = load_bundle(args.bundle).image_size
-    print(json.dumps(store_refinement(args.bundle, to_float(load_images(args.data, size, limit=args.images)))))
+    print(json.dumps(store_refinement(args.bundle, to_float(training_faces(args.data, args.photos, size, args.images)))))
 
 
 if __name__ == "__main__":

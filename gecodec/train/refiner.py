@@ -3,10 +3,12 @@
     python -m gecodec.train.refiner bases --data ../shared/data/celeba64/train \\
         --bundle gecodec/weights/celeba64-default.safetensors --run runs/refiner --images 12288
     python -m gecodec.train.refiner train --run runs/refiner --minutes 60       # resumable
+    # or, for a new bundle, go on from another bundle's trained layer: train --init-from OTHER_BUNDLE
     python -m gecodec.train.refiner store --run runs/refiner --bundle gecodec/weights/celeba64-default.safetensors
 
-bases: codes each training face at the bundle's default quality and decodes it as a receiver does (8-bit
-pixels); they do not change while the refiner trains. train: minimises rate + lambda x MSE (in 8-bit levels),
+bases: codes each training face at the bundle's default quality and makes the picture a receiver adds the layer
+to (8-bit pixels: the start picture on a model with a learned start, else the search's decode); they do not change
+while the refiner trains. train: minimises rate + lambda x MSE (in 8-bit levels),
 one level per lambda, the rate measured under the Gaussian prior the network predicts from x_base. store: rounds
 the network to half precision, fits each level's static tables on the run's last FIT_IMAGES faces (the trained
 levels' and the coarse ones' below them, gecodec/learned_layer.py), and stores both in the bundle; the model id
@@ -25,12 +27,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gecodec.bundle import load_bundle, update_bundle
+from gecodec.bundle import load_bundle, load_model, update_bundle
 from gecodec.codec import Codec
 from gecodec.learned_layer import fit_learned_refinement, with_coarse_levels
 from gecodec.models.refiner import ConditionalRefiner, RefinerConfig
 from gecodec.train.checkpoint import check_same_config, load_checkpoint, save_checkpoint
-from gecodec.train.data import load_images, to_float
+from gecodec.train.data import to_float
+from gecodec.train.photos import training_faces
 
 LAMBDAS = (0.0025, 0.006, 0.015, 0.04, 0.08)  # per level: rate (bits per pixel) + lambda x MSE in 8-bit levels
 CONFIG = RefinerConfig(levels=len(LAMBDAS))
@@ -41,25 +44,34 @@ SAVE_SECONDS = 120
 
 
 def make_bases(bundle_path: Path, faces: torch.Tensor, run: Path) -> None:
-    """Store (N, 3, S, S) uint8 faces and their base decodes (uint8) in the run folder."""
+    """Store (N, 3, S, S) uint8 faces and the pictures their layers refine (uint8) in the run folder: the
+    base files' start pictures on a model with a learned start, else their search decodes (Codec.layer_bases)."""
     codec = Codec(load_bundle(bundle_path), "cpu")
     bases = []
-    for start in tqdm(range(0, len(faces), BASES_BATCH), desc="base decodes", unit="batch"):
-        chunk = to_float(faces[start : start + BASES_BATCH])
-        bases.append(((codec.base_decodes(codec.encode_batch(chunk)) + 1) * 127.5).round().to(torch.uint8))
+    for start in tqdm(range(0, len(faces), BASES_BATCH), desc="layer bases", unit="batch"):
+        files = codec.encode_batch(to_float(faces[start : start + BASES_BATCH]))
+        pictures = codec.layer_bases(files, on_start=codec.bundle.has_learned_start)
+        bases.append(((pictures + 1) * 127.5).round().to(torch.uint8))
     run.mkdir(parents=True, exist_ok=True)
     np.save(run / "faces.npy", faces.numpy())
     np.save(run / "bases.npy", torch.cat(bases).numpy())
 
 
-def train(run: Path, minutes: float, lr: float) -> dict:
-    """Train from the run's checkpoint (or from scratch) until ``minutes`` of training in all; a resumed run may
-    go on at another learning rate. A loss that is not finite stops the run at its last checkpoint."""
+def train(run: Path, minutes: float, lr: float, init_from: str | None = None) -> dict:
+    """Train from the run's checkpoint (or from scratch, or from the learned layer of the bundle ``init_from``)
+    until ``minutes`` of training in all; a resumed run may go on at another learning rate. A loss that is not
+    finite stops the run at its last checkpoint."""
     faces = torch.from_numpy(np.load(run / "faces.npy"))
     bases = torch.from_numpy(np.load(run / "bases.npy"))
     model = ConditionalRefiner(CONFIG)
+    state = {"step": 0, "seconds": 0.0, "init_from": None}
+    if init_from is not None:
+        layer = load_model(init_from).refine_learned
+        if layer is None or layer.network.config != CONFIG:
+            raise SystemExit(f"{init_from}: the model has no learned layer of this recipe's shape to start from")
+        model.load_state_dict(layer.network.state_dict())
+        state["init_from"] = init_from
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    state = {"step": 0, "seconds": 0.0}
     checkpoint = run / "checkpoint.pt"
     if checkpoint.exists():
         saved = load_checkpoint(checkpoint)
@@ -68,7 +80,7 @@ def train(run: Path, minutes: float, lr: float) -> dict:
         optimizer.load_state_dict(saved["optimizer"])
         for group in optimizer.param_groups:
             group["lr"] = lr
-        state = {"step": saved["step"], "seconds": saved["seconds"]}
+        state = {"step": saved["step"], "seconds": saved["seconds"], "init_from": saved.get("init_from")}
     generator = torch.Generator().manual_seed(state["step"])
     started, last_save = time.monotonic(), time.monotonic()
     with (run / "log.jsonl").open("a") as log:
@@ -116,7 +128,7 @@ def trained_network(run: Path) -> tuple[ConditionalRefiner, dict]:
     saved = load_checkpoint(run / "checkpoint.pt")
     model = ConditionalRefiner(CONFIG)
     model.load_state_dict(saved["model"])
-    return model.eval(), {"step": saved["step"], "seconds": saved["seconds"]}
+    return model.eval(), {"step": saved["step"], "seconds": saved["seconds"], "init_from": saved.get("init_from")}
 
 
 def store(run: Path, bundle_path: Path) -> dict:
@@ -127,7 +139,8 @@ def store(run: Path, bundle_path: Path) -> dict:
     layer = with_coarse_levels(fit_learned_refinement(network, faces, bases), faces, bases)
     bundle = load_bundle(bundle_path)
     record = {"train_images": len(np.load(run / "bases.npy", mmap_mode="r")), "steps": state["step"],
-              "train_minutes": round(state["seconds"] / 60, 1), "lambdas": list(LAMBDAS), "fit_images": len(faces),
+              "train_minutes": round(state["seconds"] / 60, 1), "init_from": state["init_from"], "lambdas": list(LAMBDAS),
+              "fit_images": len(faces),
               "check_code": f"{layer.check_code:04x}", "coarse_levels": len(layer.coarse),
               "coarse_check_code": f"{layer.coarse_check_code:04x}", "made_by": "python -m gecodec.train.refiner"}
     update_bundle(bundle_path, refine_learned=layer, card={**bundle.card, "refine_learned": record})
@@ -139,10 +152,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("step", choices=("bases", "train", "store"))
     parser.add_argument("--run", type=Path, required=True, help="folder for the bases and the checkpoint")
     parser.add_argument("--data", type=Path, help="folder of training face crops (bases)")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="a framing folder (python -m gecodec.train.photos): half the faces from its photos (bases)")
     parser.add_argument("--bundle", type=Path, help="bundle file: its base decodes (bases), where to store (store)")
     parser.add_argument("--images", type=int, default=12288, help="training faces (bases)")
     parser.add_argument("--minutes", type=float, default=60.0, help="total training budget (train)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (train)")
+    parser.add_argument("--init-from", default=None,
+                        help="a model whose learned layer a new run starts from: name, id or bundle file (train)")
     args = parser.parse_args(argv)
     needed = {"bases": ("data", "bundle"), "store": ("bundle",), "train": ()}[args.step]
     missing = [f"--{name}" for name in needed if getattr(args, name) is None]
@@ -150,9 +167,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.step} needs {' and '.join(missing)}")
     if args.step == "bases":
         size = load_bundle(args.bundle).image_size
-        make_bases(args.bundle, load_images(args.data, size, limit=args.images), args.run)
+        make_bases(args.bundle, training_faces(args.data, args.photos, size, args.images), args.run)
     elif args.step == "train":
-        state = train(args.run, args.minutes, args.lr)
+        state = train(args.run, args.minutes, args.lr, args.init_from)
         print(f"step {state['step']}, {state['seconds'] / 60:.1f} minutes")
     else:
         print(json.dumps(store(args.run, args.bundle)))

@@ -24,6 +24,7 @@ from gecodec.bundle import load_bundle, update_bundle
 from gecodec.codec import Codec
 from gecodec.metrics import psnr_8bit
 from gecodec.train.data import bundle_step_parser, load_images, to_float
+from gecodec.train.photos import training_faces
 from gecodec.train.evaluate import CURVE_QUALITIES, DEFAULT_QUALITY_RULE, default_quality
 from gecodec.transform_coding import fit_transform_model
 
@@ -62,11 +63,11 @@ def store_transform(path: Path, train: torch.Tensor, val: torch.Tensor) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = bundle_step_parser(__doc__, "transform model", FIT_IMAGES, "training faces to fit on")
+    parser = bundle_step_parser(__doc__, "transform model", FIT_IMAGES, "training faces to fit on", photos=True)
     parser.add_argument("--val-images", type=int, default=VAL_IMAGES, help="validation faces for the curve")
     args = parser.parse_args(argv)
     size = load_bundle(args.bundle).image_size
-    train = to_float(load_images(args.data / "train", size, limit=args.images))
+    train = to_float(training_faces(args.data / "train", args.photos, size, args.images))
     val = to_float(load_images(args.data / "val", size, limit=args.val_images))
     print(json.dumps(store_transform(args.bundle, train, val)))
 
