@@ -14,6 +14,7 @@ then 1.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -75,6 +76,17 @@ def load_faces(data: Path, size: int, limit: int | None) -> tuple[torch.Tensor, 
     sources = {pixels_key(to_float(face[None])[0]):
                Source(tuple(r["size"]), Placement.from_position(tuple(r["position"]))) for face, r in zip(faces, records)}
     return faces, [r["name"] for r in records], sources
+
+
+def images_measured(out: Path) -> int:
+    """The most images that any codec's results in a results folder were measured on (0 for none)."""
+    counts: list[int] = []
+    for path in out.glob("*.json"):
+        try:
+            counts += json.loads(path.read_text()).get("images", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+    return max(counts, default=0)
 
 
 def report_error(message: str) -> None:
@@ -150,10 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     store = args.store or out
     search = {k: v for k, v in {"iters": args.iters, "restarts": args.restarts}.items() if v is not None}
     try:
-        check_store(store, args.size, SearchOptions(**search))
         face_identity()  # loads dlib's models now: if they are missing, the run stops here with one line
-        device = resolve_device(args.device)
         uint8, names, sources = load_faces(args.data, args.size, args.n)
+        measured = images_measured(out)
+        if args.out is None and len(uint8) < measured:
+            raise GecError(f"{out} holds results measured on {measured} images, and this run has {len(uint8)}: give "
+                           "--out for a smaller run")
+        check_store(store, args.size, SearchOptions(**search))
+        device = resolve_device(args.device)
         bundles = find_bundles(args.models, args.size)
     except GecError as exc:
         report_error(str(exc))

@@ -25,6 +25,7 @@ from gecodec.api import get_codec
 from gecodec.bundle import load_model
 from gecodec.codec import Codec
 from gecodec.fileio import write_bytes_atomic
+from gecodec.image_encoding import encode_image
 from gecodec.imageio import is_image_path, open_image, pixels_to_tensor
 from gecodec.metrics import psnr_8bit
 
@@ -45,10 +46,10 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 def measure(codec: Codec, face: Image.Image) -> tuple[dict, list[Image.Image]]:
     """One face's figures, and its strip tiles: portrait, aligned crop, decode, pasted back."""
-    tight_data, tight = codec.encode_image_checked(face)
+    tight_data, tight = encode_image(codec, face, check=True)
     photo = portrait(face)
     framed = frame_face(photo, codec.bundle.crop, codec.image_size)
-    data, report = codec.encode_image_checked(photo)
+    data, report = encode_image(codec, photo, check=True)
     decoded = codec.decode_image(data)
     record = {"tight_bytes": len(tight_data), "tight_psnr": tight.psnr, "portrait_bytes": len(data),
               "portrait_psnr": report.psnr, "framing": report.framing,

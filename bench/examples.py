@@ -48,8 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--bits", type=int, default=8)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=RESULTS / "examples.png")
+    parser.add_argument("--out", type=Path, default=RESULTS / "examples.png",
+                        help="the picture (.png; its .json beside it), or a folder for examples.png and examples.json")
     args = parser.parse_args(argv)
+    out = args.out if args.out.suffix.lower() == ".png" else args.out / "examples.png"
+    try:  # before minutes of coding: a path that cannot be written fails now
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"{out.parent}: cannot create the folder ({exc.strerror})")
 
     codec = Codec(load_model(args.model), args.device)
     originals = to_float(load_images(args.data, codec.image_size, limit=args.n))
@@ -72,9 +78,8 @@ def main(argv: list[str] | None = None) -> None:
                         "mse": [round(float(v), 5) for v in mse(decoded, originals)]}
         print(f"{name}: mean {sum(report[name]['bytes']) / len(files):.0f} bytes, "
               f"PSNR {sum(report[name]['psnr']) / len(files):.2f} dB, MSE {sum(report[name]['mse']) / len(files):.5f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(torch.cat(rows), args.out, columns=len(names))
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    save_grid(torch.cat(rows), out, columns=len(names))
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from gecodec import container
 from gecodec.bundle import Bundle, find_by_id, load_model
 from gecodec.codec import Codec, resolve_device
 from gecodec.fileio import GecInput, read_gec
+from gecodec.image_encoding import encode_image
 from gecodec.imageio import ImageInput, open_image
 from gecodec.report import EncodeReport
 from gecodec.restoration import restore_images
@@ -48,7 +49,8 @@ def encode(
     position: bool = True,
     refine: int | None = None,
 ) -> bytes | tuple[bytes, EncodeReport]:
-    """Compress an image (path or PIL image) to .gec bytes with a model: a Bundle, a name, an id or a bundle path
+    """Compress an image (a path, encoded bytes, a binary stream, a PIL image or a uint8 array of shape (H, W),
+    (H, W, 3) or (H, W, 4)) to .gec bytes with a model: a Bundle, a name, an id or a bundle path
     (gecodec.bundle.load_model says which is which; default: the shipped one).
 
     Rate, at most one of: quality (0..100, entropy-coded; on a model with a quality ladder it spans the
@@ -64,9 +66,8 @@ def encode(
     draw (target_bytes and the qualities of a ladder add layers by themselves).
     """
     bundle = model if isinstance(model, Bundle) else load_model(model)
-    data, checked = get_codec(bundle, device).encode_image_checked(
-        image, report, align, position, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
-        target_bytes=target_bytes, refine=refine)
+    data, checked = encode_image(get_codec(bundle, device), image, report, align, position, bits=bits, mode=mode,
+                                 seed=seed, count=count, quality=quality, target_bytes=target_bytes, refine=refine)
     return (data, checked) if report else data
 
 
@@ -86,12 +87,12 @@ def decode(data: GecInput, device: str | torch.device | None = None, progress: b
     header = container.read_header(raw)
     codec = get_codec(find_by_id(header.model_id), device)
     framing = {"size": size, "paste_into": paste_into}
-    if not progress:
-        return codec.decode_image(raw, **framing, **search_options)
     if callable(progress):
         return codec.decode_image(raw, progress, **framing, **search_options)
-    with tqdm(total=codec.search_steps(codec.parse(raw), **search_options), unit="iter", desc="decode",
-              file=sys.stderr) as bar:
+    steps = codec.search_steps(codec.parse(raw), **search_options) if progress else 0
+    if not steps:  # a layered file takes no search, and decodes in milliseconds: no bar
+        return codec.decode_image(raw, **framing, **search_options)
+    with tqdm(total=steps, unit="iter", desc="decode", file=sys.stderr) as bar:
         return codec.decode_image(raw, bar.update, **framing, **search_options)
 
 

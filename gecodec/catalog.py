@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from gecodec.errors import BundleError
+from gecodec.ladder import Rung, ladder_from_config
 
 FORMAT_NAME = "gecodec-bundle"
 # Version 2 adds a joint model's solver and decode schedule, version 3 an entropy model, version 4 refinement
@@ -311,12 +312,25 @@ def find_bundles(model_id: int, shipped_only: bool = False) -> Iterator[Path]:
                 return
 
 
-def describe_model(model_id: int) -> tuple[str, int, int] | None:
-    """(name, image size, m) of the installed bundle with this id, from its metadata, or None."""
+@dataclass(frozen=True)
+class ModelSummary:
+    """What `gec info` shows of a file's model, read from its bundle's metadata (no torch)."""
+
+    name: str
+    image_size: int
+    m: int
+    model_hex: str  # the model id, which `gec models` lists; version-3 files carry the transform id
+    transform_hex: str | None
+    ladder: tuple[Rung, ...] | None  # what each --quality writes, when the bundle has a ladder
+
+
+def describe_model(model_id: int) -> ModelSummary | None:
+    """The installed bundle with this id (model or transform id), from its metadata, or None."""
     for path in find_bundles(model_id):
         try:
             with BundleFile(path) as bundle:
                 name, config = bundle.metadata.get("name"), bundle.config()
+            model_sha, transform_sha = stored_ids(path)
         except BundleError as exc:  # it changed since it was hashed
             warnings.warn(f"{exc}; skipped", stacklevel=2)
             continue
@@ -324,5 +338,10 @@ def describe_model(model_id: int) -> tuple[str, int, int] | None:
         if isinstance(generator, dict) and isinstance(encoder, dict):
             side, m = generator.get("image_size"), encoder.get("m", encoder.get("embedding_dim"))
             if isinstance(name, str) and _is_count(side) and _is_count(m):
-                return name, side, m
+                try:
+                    ladder = ladder_from_config(config["quality_ladder"]) if "quality_ladder" in config else None
+                except ValueError:
+                    ladder = None  # loading the bundle says what is wrong with it
+                return ModelSummary(name, side, m, model_sha[:8], transform_sha[:8] if "transform" in config else None,
+                                    ladder)
     return None

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from gecodec import __version__, container
 from gecodec.errors import GecError, OutputError
-from gecodec.catalog import describe_model
+from gecodec.catalog import ModelSummary, describe_model
+from gecodec.ladder import Rung
 from gecodec.fileio import (check_output, check_writable, file_id, image_format, read_gec, save_image_atomic,
                             write_bytes_atomic)
 from gecodec.options import (ALIGN_MODES, BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODEL, MAX_BITS, MAX_OUTPUT_SIDE, METHODS,
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from gecodec.codec import Codec, ParsedFile
+    from gecodec.image_encoding import FramedImage
+    from gecodec.report import EncodeReport
 
 EXIT_FAILED, EXIT_INTERNAL = 1, 3
 DEFAULTS = SearchOptions()
@@ -102,6 +105,12 @@ def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output_name: str |
         len(files) > 1 or any(os.path.isdir(p) for p in inputs) or os.path.isdir(output)
         or output_name.endswith(("/", os.sep))
     )
+    from gecodec.imageio import is_image_path  # torch: the commands that write outputs load it anyway
+
+    if to_folder and not os.path.isdir(output) and not output_name.endswith(("/", os.sep)) and (
+            is_image_path(output) or output.suffix.lower() == ".gec"):
+        raise GecClickError(f"{output}: names a file, but several outputs need a folder (end it with / for a folder "
+                            "of that name)")
     read = {file_id(p) for p in (*files, *also_read)} - {None}
     if to_folder and files:  # no folder for a run with nothing to write
         try:
@@ -254,43 +263,87 @@ def search_options_group(command: Callable) -> Callable:
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Decode each file and report its PSNR against the input, with a warning when it is far below "
                    "the model's validation figure.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON record for each file as it is written, one a line.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+              help="Images coded, and their files checked, at once.")
 @device_option
 @force_option
-@quiet_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no line per file; warnings and errors stay.")
 def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, quality: int | None,
            target_bytes: int | None, refine: int | None, bits: int | None, mode: str, seed: int, count: int | None, align: str,
-           position: bool, check: bool, as_json: bool, device: str | None, force: bool, quiet: bool) -> None:
+           position: bool, check: bool, as_json: bool, batch_size: int, device: str | None, force: bool, quiet: bool
+           ) -> None:
     """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
     from gecodec import api
     from gecodec.bundle import load_model
+    from gecodec.image_encoding import frame_image
     from gecodec.imageio import is_image_path
 
-    failures, records = Failures(), []
+    failures = Failures()
     files = expand(inputs, is_image_path, failures)
     total = len(files) + len(failures.items)
     pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
     if pairs:
         codec = api.get_codec(load_model(model), device)
         rate = codec.rate_settings(bits, quality, target_bytes, mode, refine)  # a bad combination fails before any work
-        for source, target in tqdm(pairs, unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None):
-            try:
-                data, report = codec.encode_image_checked(source, check, align, position, mode=mode, seed=seed,
-                                                          count=count, refine=refine, **rate)
-                write_bytes_atomic(target, data, force)
-            except GecError as exc:
-                failures.add(source, exc)
-                continue
-            records.append({"input": str(source), "output": str(target), "bytes": len(data),
-                            **(report.to_dict() if report else {})})
-            if report is not None and not as_json:
-                tqdm.write(printable(f"{target}: {report.describe()}"))
-            if report is not None and report.unusual:
-                warnings.warn(f"{source}: decodes to {report.psnr:.2f} dB, far below the model's "
-                              f"{report.expected_psnr:.2f} dB: this image is unlike the faces the model knows")
-    if as_json:
-        click.echo(json.dumps(records, indent=2))
+        options = {"mode": mode, "seed": seed, "count": count, "refine": refine, **rate}
+        with tqdm(total=len(pairs), unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None) as bar:
+            for start in range(0, len(pairs), batch_size):  # frame, code and check a batch; write each file
+                framed = []
+                for source, target in pairs[start : start + batch_size]:
+                    try:
+                        framed.append((source, target, frame_image(codec, source, align, position)))
+                    except GecError as exc:
+                        failures.add(source, exc)
+                        bar.update()
+                for (source, target, _), result in zip(framed, encode_chunk(codec, framed, check, options, failures)):
+                    bar.update()
+                    try:
+                        if result is not None:
+                            write_bytes_atomic(target, result[0], force)
+                    except GecError as exc:
+                        failures.add(source, exc)
+                        continue
+                    if result is not None:
+                        say_encoded(source, target, *result, as_json, quiet)
     failures.finish(total)
+
+
+def encode_chunk(codec: Codec, framed: list[tuple[Path, Path, FramedImage]], check: bool, options: dict[str, Any],
+                 failures: Failures) -> list[tuple[bytes, EncodeReport | None] | None]:
+    """The framed images' files and reports, coded and checked together; None for an image that fails, with its
+    error recorded."""
+    from gecodec.image_encoding import encode_framed
+
+    try:
+        return encode_framed(codec, [image for *_, image in framed], check, len(framed), **options)
+    except GecError:  # find the image that failed: code the batch one image at a time
+        return [encode_one(codec, source, image, check, options, failures) for source, _, image in framed]
+
+
+def encode_one(codec: Codec, source: Path, image: FramedImage, check: bool, options: dict[str, Any],
+               failures: Failures) -> tuple[bytes, EncodeReport | None] | None:
+    """One framed image's file and report, or None with its error recorded."""
+    from gecodec.image_encoding import encode_framed
+
+    try:
+        return encode_framed(codec, [image], check, 1, **options)[0]
+    except GecError as exc:
+        failures.add(source, exc)
+        return None
+
+
+def say_encoded(source: Path, target: Path, data: bytes, report: EncodeReport | None, as_json: bool, quiet: bool
+                ) -> None:
+    """A written file's line (or JSON record), and a warning when it decodes far below the model's figure."""
+    if as_json:
+        tqdm.write(json.dumps({"input": str(source), "output": str(target), "bytes": len(data),
+                               **(report.to_dict() if report else {})}))
+    elif report is not None and not quiet:
+        tqdm.write(printable(f"{target}: {report.describe()}"))
+    if report is not None and report.unusual:
+        warnings.warn(f"{source}: decodes to {report.psnr:.2f} dB, far below the model's "
+                      f"{report.expected_psnr:.2f} dB: this image is unlike the faces the model knows")
 
 
 @main.command()
@@ -384,11 +437,15 @@ def describe(path: Path) -> dict[str, Any]:
     data = read_gec(path)
     header, payload = container.read(data)
     parts = container.layout(data)
-    model_name, side, model_m = describe_model(header.model_id) or (None, None, None)
-    count = header.count or model_m or (None if header.bits is None else (len(payload) * 8) // header.bits)
+    model = describe_model(header.model_id)
+    side = model.image_size if model else None
+    count = header.count or (model.m if model else None) or (
+        None if header.bits is None else (len(payload) * 8) // header.bits)
     info: dict[str, Any] = {
         "file": str(path), "bytes": parts.total, "version": header.version, "model_id": header.model_hex,
-        "model": model_name, "mode": header.mode, "values": count, "bits": header.bits, "quality": header.quality,
+        "model": model.name if model else None, "bundle_id": model.model_hex if model else None,
+        "mode": header.mode, "values": count, "bits": header.bits, "quality": header.quality,
+        "ladder_quality": ladder_quality(header, model),
         "bits_per_value": round((header.layer.base_bytes if header.layer else parts.payload) * 8 / count, 3)
         if count else None,
         "seed": header.seed,
@@ -405,6 +462,18 @@ def describe(path: Path) -> dict[str, Any]:
         "bpp": round(parts.total * 8 / (side * side), 4) if side else None,  # of the face crop the file holds
     }
     return info
+
+
+def ladder_quality(header: container.Header, model: ModelSummary | None) -> int | None:
+    """The --quality that writes files like this one on its model's quality ladder (the file stores only its
+    base's quality), or None: no ladder, a file of another coder than the ladder's, or a rung off the ladder."""
+    if model is None or model.ladder is None or header.quality is None:
+        return None
+    if (model.transform_hex is not None) != (header.version == container.VERSION_V3):
+        return None  # the ladder names base qualities of the coder that new files use
+    layer = header.layer
+    rung = Rung(header.quality) if layer is None else Rung(header.quality, layer.level, layer.kind, layer.on_start)
+    return model.ladder.index(rung) if rung in model.ladder else None
 
 
 def face_square(header: container.Header) -> list[float] | None:
@@ -435,7 +504,9 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
     else:
         for item in results:
             layout = item["layout"]
-            model = f"{item['model_id']} ({item['model'] or 'not installed'})"
+            model = f"{item['model_id']} ({item['model'] or 'not installed'}" + (
+                f": model id {item['bundle_id']} with its transform model)"
+                if item["bundle_id"] not in (None, item["model_id"]) else ")")
             source = "x".join(map(str, item["original_size"])) if item["original_size"] else "model size"
             click.echo(printable(f"{item['file']}: {item['bytes']} bytes")
                        + (f", {item['bpp']} bpp" if item["bpp"] else ""))
@@ -446,7 +517,9 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 values = f"{item['values']} values, {item['bits_per_value']} bits each" if item["values"] else "values"
                 coding = "transform-coded" if item["version"] == container.VERSION_V3 else "entropy-coded"
                 click.echo(f"  mode      {item['mode']}, {values} ({coding})")
-                click.echo(f"  quality   {item['quality']}" + (" (the base layer's)" if item["layers"] else ""))
+                base = f"base quality {item['quality']}" + ("" if item["layers"] else " alone")
+                click.echo(f"  quality   {base}" if item["ladder_quality"] is None
+                           else f"  quality   {item['ladder_quality']} ({base})")
             if item["layers"]:
                 base, layer = item["layers"]
                 click.echo(f"  layers    base {base['bytes']} bytes + {layer['kind']} refinement level {layer['level']}, "
@@ -590,14 +663,14 @@ def restore(inputs: tuple[Path, ...], task: str, output: str | None, method: str
             for group in groups.values():
                 for start in range(0, len(group), batch_size):
                     chunk = group[start : start + batch_size]
-                    restore_chunk(codec, chunk, task, method, seed, options, bar.update, params, failures, force)
+                    restore_chunk(codec, chunk, task, method, seed, options, bar.update, params, failures, force, quiet)
     failures.finish(total)
 
 
 def restore_chunk(codec: Codec, chunk: list[tuple[Path, Path, Image.Image]], task: str, method: str, seed: int,
                   options: SearchOptions, progress: Callable[[int], Any], params: dict[str, Any], failures: Failures,
-                  force: bool) -> None:
-    """Restore images of one size together and save each result as soon as the batch is done."""
+                  force: bool, quiet: bool) -> None:
+    """Restore images of one size together, save each result as soon as the batch is done and say where."""
     from gecodec.restoration import restore_images
 
     try:
@@ -611,6 +684,9 @@ def restore_chunk(codec: Codec, chunk: list[tuple[Path, Path, Image.Image]], tas
             save_image_atomic(result, target, force)
         except GecError as exc:
             failures.add(source, exc)
+            continue
+        if not quiet:
+            tqdm.write(printable(f"{target}: {task} of {source}"))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})

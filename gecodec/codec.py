@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,16 +20,14 @@ from gecodec.bundle import Bundle, load_model
 from gecodec.container import Header, Layer
 from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, GecError, OptionError
-from gecodec.align import NO_DETECTOR, Placement, frame_decoded, frame_face
+from gecodec.align import Placement, frame_decoded
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
 from gecodec.ladder import Rung
 from gecodec.learned_layer import LearnedRefinement
 from gecodec.refine import RefinementModel, check_level
-from gecodec.metrics import psnr_8bit
 from gecodec.operators import GaussianMeasurement
 from gecodec.options import DEFAULT_BITS
 from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack_bits
-from gecodec.report import EncodeReport, expected_psnr
 from gecodec.search import Progress, SearchOptions, latent_search
 from gecodec.search_budget import DRAW_FLOPS, check_search_budget, forward_macs, gaussian_flops, pass_flops, search_flops
 
@@ -414,41 +411,6 @@ class Codec:
     def _coded_file(self, integers: np.ndarray, header: Header, quality: int) -> bytes:
         """The file of a base coder's integers (m,) at ``quality``."""
         return container.write(replace(header, quality=quality), self.bundle.base_coder.encode(integers, quality))
-
-    def encode_image(self, image: ImageInput, bits: int | None = None, mode: str = "ge", seed: int = 0,
-                     count: int | None = None, quality: int | None = None, target_bytes: int | None = None,
-                     align: str = "auto", position: bool = True, refine: int | None = None) -> bytes:
-        """Encode one image (a path or a PIL image): frame the face, measure, quantize, code."""
-        return self.encode_image_checked(image, False, bits=bits, mode=mode, seed=seed, count=count, quality=quality,
-                                         target_bytes=target_bytes, align=align, position=position, refine=refine)[0]
-
-    def encode_image_checked(self, image: ImageInput, check: bool = True, align: str = "auto", position: bool = True,
-                             **options: Any) -> tuple[bytes, EncodeReport | None]:
-        """encode_image, and with ``check`` the file decoded and compared with the face crop it was made from.
-
-        align: auto (the largest face, framed like the training faces; the centre crop when there is none, with
-        a warning), none (the centre crop) or require (no face is an ImageError). position: store where the face
-        lies in the photo (about 20 bytes), so that decoding can paste it back.
-        """
-        picture = open_image(image)
-        framed = frame_face(picture, self.bundle.crop, self.image_size, align)
-        if framed.note is not None:  # the missing extra once per run (warnings repeat nothing); each faceless photo
-            warnings.warn(framed.note if framed.note == NO_DETECTOR else f"{picture.info['source']}: {framed.note}")
-        source = Source(picture.size if position else None, framed.placement if position else None,
-                        picture.info.get("grayscale", False))
-        x = pixels_to_tensor(np.asarray(framed.face)).unsqueeze(0)
-        data = self.encode_batch(x, sources=[source], **options)[0]
-        if not check:
-            return data, None
-        parsed = self.parse(data)
-        decoded = self.decode_parsed([parsed], 1)
-        psnr = round(float(psnr_8bit(decoded, x)[0]), 2)
-        expected = expected_psnr(self.bundle, parsed.header, framed.how)
-        if expected is None:
-            return data, EncodeReport(len(data), psnr, None, framed.how)
-        return data, EncodeReport(len(data), psnr, expected.psnr, framed.how, expected.on)
-
-    # -- decoding ---------------------------------------------------------------------------------
 
     def parse(self, data: bytes) -> ParsedFile:
         """Read a .gec file made for this model and dequantize its measurements."""

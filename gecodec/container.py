@@ -30,6 +30,7 @@ CHECKSUM_SIZE_V2 = 2
 FIXED_V2 = len(MAGIC_V2) + 1 + 4 + 1 + CHECKSUM_SIZE_V2  # magic, version, model id, quality byte, CRC-16
 HAS_EXTRAS = 0x80  # the quality byte's top bit: a msgpack extras map follows it
 MAX_QUALITY = 100
+QUALITIES = MAX_QUALITY + 1  # quality 0 (smallest files) .. 100 (largest)
 MAX_LAYER_LEVEL = 15  # a refinement layer's levels (gecodec.refine.LEVELS)
 MAX_HEADER_SIZE = 1024  # bytes; a longer header is rejected before it is parsed
 MAX_PAYLOAD_SIZE = 1 << 16  # bytes after decompression

@@ -19,10 +19,10 @@ import constriction
 import numpy as np
 import torch
 
+from gecodec.container import QUALITIES
 from gecodec.errors import FormatError, OptionError
 
 T = TypeVar("T")
-QUALITIES = 101  # quality 0 (smallest files) .. 100 (largest)
 TABLE_TOTAL = 1 << 16  # every table's frequencies sum to this; each is at least 1
 DENSITIES = ("gaussian", "laplace", "empirical")
 COARSEST_STEP, FINEST_STEP = 3.0, 0.03  # quality 0 and 100, in units of each measurement's spread

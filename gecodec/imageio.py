@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 from typing import IO, Union
 
@@ -14,7 +16,7 @@ from gecodec.container import MAX_PIXELS
 from gecodec.errors import ImageError
 from gecodec.fileio import open_regular
 
-ImageInput = Union[str, os.PathLike, IO[bytes], Image.Image]
+ImageInput = Union[str, os.PathLike, bytes, IO[bytes], Image.Image, np.ndarray]
 
 # Images above MAX_PIXELS are refused (a decompression-bomb guard that does not depend on Pillow's global
 # MAX_IMAGE_PIXELS setting); the container holds the number, since a file's original size obeys it too.
@@ -45,10 +47,29 @@ def open_image(source: ImageInput) -> Image.Image:
         name = getattr(source, "filename", None) or "image"
         check_image(source, name)
         return _prepared(source, name, own=False)
+    if isinstance(source, np.ndarray):
+        return _prepared(_from_array(source), "array", own=True)
+    if isinstance(source, (bytes, bytearray, memoryview)):  # an encoded image: PNG, JPEG, ..
+        return _decoded(io.BytesIO(source), "image bytes")
     if hasattr(source, "read"):  # a caller's stream (training reads zip and tar members so)
         return _decoded(source, getattr(source, "name", None) or "image")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImageError(f"cannot read an image from an object of type {type(source).__name__}: give a path, encoded "
+                         "bytes, a binary stream, a PIL image or a uint8 array")
     with open_regular(Path(source), ImageError) as handle:
         return _decoded(handle, str(source))
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    """A uint8 array of shape (H, W), (H, W, 3) or (H, W, 4) as a PIL image, checked as a decoded image is."""
+    modes = {2: "L", 3: "RGB", 4: "RGBA"}
+    channels = 2 if array.ndim == 2 else array.shape[-1] if array.ndim == 3 else 0
+    if array.dtype != np.uint8 or channels not in modes:
+        raise ImageError(f"array: an image array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4), "
+                         f"not {array.dtype} of shape {tuple(array.shape)}")
+    image = Image.fromarray(np.ascontiguousarray(array), modes[channels])
+    check_image(image, "array")
+    return image
 
 
 def _decoded(stream: IO[bytes], name: str) -> Image.Image:
@@ -60,6 +81,8 @@ def _decoded(stream: IO[bytes], name: str) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
     check_image(image, name)
+    if getattr(image, "n_frames", 1) > 1:
+        warnings.warn(f"{name}: an image of {image.n_frames} frames; using the first", stacklevel=2)
     return _prepared(image, name, own=True)
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gecodec.container import MAX_LAYER_LEVEL
-from gecodec.entropy import QUALITIES
+from gecodec.container import MAX_LAYER_LEVEL, QUALITIES
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from gecodec.image_encoding import encode_image
 from gecodec import align, container
 from gecodec.align import CropGeometry, Placement, file_placement, frame_decoded, frame_face, placement_from_eyes
 from gecodec.api import get_codec
@@ -139,8 +140,8 @@ def test_a_portrait_decodes_within_half_a_decibel_of_its_tight_crop(default):
     codec = get_codec(default, "cpu")
     tight, framed = [], []
     for index in range(8):
-        tight.append(codec.encode_image_checked(face(index))[1].psnr)
-        data, report = codec.encode_image_checked(portrait(index, angle=15.0))
+        tight.append(encode_image(codec, face(index), check=True)[1].psnr)
+        data, report = encode_image(codec, portrait(index, angle=15.0), check=True)
         assert report.framing == "aligned"
         assert container.read(data)[0].position is not None
         framed.append(report.psnr)
@@ -186,7 +187,7 @@ def test_a_folder_of_mixed_photos_through_the_command_line(tmp_path):
         warnings.simplefilter("always")
         result = CliRunner().invoke(main, ["encode", str(photos), "-o", str(tmp_path / "codes"), "--json"])
     assert result.exit_code == 0, result.output
-    records = {r["input"].split("/")[-1]: r for r in json.loads(result.stdout)}
+    records = {r["input"].split("/")[-1]: r for r in map(json.loads, result.stdout.splitlines())}
     assert {name: r["framing"] for name, r in records.items()} == {
         "gradient.png": "centre", "gray.png": "aligned", "group.png": "aligned", "portrait.jpg": "aligned",
         "turned.png": "aligned"}

@@ -67,6 +67,8 @@ def test_library_decode_can_show_a_progress_bar(capsys):
     steps: list[int] = []
     gecodec.decode(GOLDEN / "ge-8bit.gec", progress=steps.append, iters=3, restarts=1)
     assert steps == [1, 1, 1]  # one image advanced by each of the 3 iterations
+    gecodec.decode(GOLDEN / "default-v3-start-learned.gec", progress=True)  # a layer on the start: no search, no bar
+    assert capsys.readouterr().err == ""
 
 
 def test_library_encode_can_report_what_the_file_decodes_to():

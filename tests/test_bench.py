@@ -283,3 +283,55 @@ def test_a_framing_folder_runs_its_validation_faces_through_the_photo_path_too(t
     assert (tmp_path / "out" / "webp.json").exists() and (tmp_path / "out" / "rd-psnr.png").exists()
     for key, record in crop.items():  # the same face, decoded alike; the photo's file also holds its position
         assert photo[key]["psnr"] == record["psnr"] and photo[key]["bytes"] > record["bytes"]
+
+
+def test_by_source_sets_two_sources_side_by_side_with_only_ges_rate_settings(tmp_path: Path):
+    from bench import by_source
+
+    def write(folder: Path, codec: str, settings: list[dict], bpp: list[float], psnr: list[float]) -> Path:
+        folder.mkdir(exist_ok=True)
+        results = {"bpp": bpp, "psnr-rgb": psnr, "identity-match": [0.5] * len(bpp)}
+        (folder / f"{codec}.json").write_text(json.dumps({"settings": settings, "results": results}))
+        return folder
+
+    crops = write(tmp_path / "crops", "ge", [{"model": "a", "quality": 50}, {"model": "a", "bits": 8},
+                                            {"model": "b", "quality": 50}], [0.125, 0.25, 0.125], [25.0, 24.0, 23.0])
+    photos = write(tmp_path / "photos", "ge-photo", [{"model": "a", "quality": 50}], [0.25], [24.0])
+    out = tmp_path / "out"
+    assert by_source.main(["--source", f"crops={crops}", "--source", f"photos={photos}", "--models", "a",
+                           "--out", str(out)]) == 0
+    rows = (out / "table.md").read_text().splitlines()[2:]
+    assert rows == ["| ge | quality 50 | 64.0 | 25.00 | 50% | - | - | - |",
+                    "| ge-photo | quality 50 | - | - | - | 128.0 | 24.00 | 50% |"]
+    assert (out / "rd.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        by_source.main(["--source", f"x={tmp_path / 'none'}", "--out", str(out)])
+
+
+def test_a_smaller_run_does_not_replace_the_results_in_the_default_folder(tmp_path: Path, monkeypatch, capsys):
+    import bench.__main__ as bench_main
+
+    monkeypatch.setattr(bench_main, "RESULTS", tmp_path / "results")
+    (tmp_path / "results" / "run").mkdir(parents=True)
+    (tmp_path / "results" / "run" / "webp.json").write_text(json.dumps({"images": [8, 8]}))
+    (tmp_path / "faces").mkdir()
+    faces = face_folder(tmp_path / "faces", count=2)
+    assert main(["run", "--data", str(faces), "--size", "16", "--codecs", "webp"]) == 1
+    assert "holds results measured on 8 images, and this run has 2: give --out" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "results" / "run").iterdir()) == ["webp.json"]
+
+
+def test_ladder_check_compares_another_models_rungs_at_equal_bytes(tmp_path: Path):
+    from bench.ladder_check import compare
+    from gecodec.errors import OptionError
+
+    other = {"model": "old", "model_id": "0000abcd", "faces": 4, "qualities": [
+        {"quality": 0, "bytes": 10.0, "psnr": 20.5}, {"quality": 1, "bytes": 31.6, "psnr": 24.0},
+        {"quality": 2, "bytes": 1000.0, "psnr": 40.0}]}
+    (tmp_path / "old.json").write_text(json.dumps(other))
+    rows = [{"bytes": 10.0, "psnr": 20.0}, {"bytes": 100.0, "psnr": 30.0}]
+    result = compare(rows, tmp_path / "old.json", 4)
+    assert result["rungs"] == 2 and result["worst"] == {"quality": 0, "bytes": 10.0, "gap_db": -0.5}
+    assert result["gaps"][1]["gap_db"] == pytest.approx(1.0, abs=0.01)  # 25 dB halfway in log-bytes
+    with pytest.raises(OptionError, match="measured on 4 faces, this check on 8"):
+        compare(rows, tmp_path / "old.json", 8)

@@ -191,7 +191,12 @@ def test_the_torch_free_catalog_computes_the_same_ids_as_loading():
         bundle = load_bundle(path)
         assert stored_ids(path) == (bundle.sha256, bundle.transform_sha256)
     bundle = load_bundle(ENTROPY_BUNDLE)
-    assert describe_model(bundle.model_id) == ("tiny-entropy-test", 16, 16)
+    summary = describe_model(bundle.model_id)
+    assert (summary.name, summary.image_size, summary.m, summary.model_hex) == ("tiny-entropy-test", 16, 16,
+                                                                               bundle.model_hex)
+    default = load_model()
+    assert describe_model(default.transform_id).model_hex == default.model_hex  # a version-3 file's id finds it
+    assert describe_model(default.model_id).ladder == default.ladder
     assert describe_model(0xFEEDF00D) is None
 
 

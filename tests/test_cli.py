@@ -17,7 +17,7 @@ from gecodec import container
 from gecodec.cli import main
 from gecodec.errors import OutputError
 
-from conftest import GOLDEN, face_like
+from conftest import GOLDEN, face_folder, face_like
 from test_imageio import png_with_size
 
 TINY = ["--model", "tiny-test"]
@@ -241,7 +241,8 @@ def test_quality_and_target_bytes_make_entropy_coded_files_that_decode(image_fil
 def test_info_shows_the_quality_and_bits_per_value(image_file, tmp_path):
     assert gec("encode", image_file, "-o", tmp_path / "q.gec", "--quality", "70", *ENTROPY).exit_code == 0
     result = gec("info", tmp_path / "q.gec")
-    assert result.exit_code == 0 and "quality   70" in result.output and "bits each" in result.output
+    assert result.exit_code == 0 and "quality   base quality 70 alone" in result.output  # no ladder: --quality is it
+    assert "bits each" in result.output
     info = json.loads(gec("info", tmp_path / "q.gec", "--json").output)
     assert (info["version"], info["quality"], info["layout"]["fixed"]) == (2, 70, 10)
     assert info["bits_per_value"] == round(info["layout"]["payload"] * 8 / 16, 3)
@@ -289,16 +290,19 @@ def test_encode_reports_what_each_file_decodes_to(image_file, tmp_path):
     assert result.exit_code == 0 and "a.gec: " in result.output and "decodes to" in result.output
     quiet = gec("encode", image_file, "-o", tmp_path / "b.gec", "--no-check", *ENTROPY)
     assert quiet.exit_code == 0 and "decodes to" not in quiet.output
-    records = json.loads(gec("encode", image_file, "-o", tmp_path / "c.gec", "--json", *ENTROPY).output)
-    assert records[0]["bytes"] == (tmp_path / "c.gec").stat().st_size and records[0]["psnr"] > 0
+    records = gec("encode", image_file, "-o", tmp_path / "c.gec", "--json", *ENTROPY).output.splitlines()
+    assert len(records) == 1 and json.loads(records[0])["bytes"] == (tmp_path / "c.gec").stat().st_size
+    assert json.loads(records[0])["psnr"] > 0
+    silent = gec("encode", image_file, "-o", tmp_path / "d.gec", "-q", *ENTROPY)
+    assert silent.exit_code == 0 and silent.output == "" and (tmp_path / "d.gec").exists()
 
 
 def test_an_image_far_below_the_models_figure_gets_a_warning(image_file, tmp_path, monkeypatch):
-    import gecodec.codec
+    import gecodec.image_encoding
 
     from gecodec.report import Expected
 
-    monkeypatch.setattr(gecodec.codec, "expected_psnr", lambda bundle, header, framing: Expected(99.0, "validation"))
+    monkeypatch.setattr(gecodec.image_encoding, "expected_psnr", lambda bundle, header, framing: Expected(99.0, "validation"))
     with pytest.warns(UserWarning, match="unlike the faces the model knows"):
         result = gec("encode", image_file, "-o", tmp_path / "odd.gec", *ENTROPY)
     assert result.exit_code == 0 and (tmp_path / "odd.gec").exists()
@@ -308,6 +312,12 @@ def test_an_output_name_ending_in_a_slash_is_a_folder_even_for_one_input(image_f
     result = gec("encode", image_file, "-o", f"{tmp_path / 'codes'}/", *TINY)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "codes" / "face.gec").is_file()
+
+
+def test_several_outputs_under_a_name_like_a_file_are_refused_before_any_folder_is_made(tmp_path):
+    result = gec("decode", GOLDEN / "ge-8bit.gec", GOLDEN / "ge-4bit-nonsquare.gec", "-o", tmp_path / "out.jpg", *FAST)
+    assert result.exit_code == 1 and "out.jpg: names a file, but several outputs need a folder" in result.output
+    assert not (tmp_path / "out.jpg").exists()
 
 
 def test_an_input_is_never_overwritten_even_with_force(image_file, tmp_path):
@@ -407,3 +417,19 @@ def test_file_names_are_printed_with_control_characters_escaped(image_file, tmp_
     result = gec("encode", tmp_path / "\x1b]0;owned\x07\x1b[2J.png", *TINY)
     assert result.exit_code == 1 and "\\x1b]0;owned\\x07\\x1b[2J.png: no such file" in result.output
     assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+def test_encoding_a_folder_checks_its_files_in_batches_as_gec_decode_does(tmp_path, monkeypatch):
+    from gecodec.codec import Codec
+
+    inputs = face_folder(tmp_path, count=3)
+    single = [json.loads(gec("encode", inputs / f"{i}.png", "-o", tmp_path / f"one{i}.gec", "--json",
+                             *ENTROPY).output) for i in range(3)]
+    batches: list[int] = []
+    decode_parsed = Codec.decode_parsed
+    monkeypatch.setattr(Codec, "decode_parsed", lambda self, parsed, *args, **kwargs: (
+        batches.append(len(parsed)), decode_parsed(self, parsed, *args, **kwargs))[1])
+    result = gec("encode", inputs, "-o", tmp_path / "codes", "--batch-size", "2", "--json", *ENTROPY)
+    assert result.exit_code == 0 and batches == [2, 1]
+    together = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["bytes"], r["psnr"]) for r in together] == [(r["bytes"], r["psnr"]) for r in single]

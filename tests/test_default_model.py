@@ -39,7 +39,10 @@ def test_gec_info_shows_the_default_header(tmp_path):
     result = CliRunner().invoke(main, ["info", str(path)])
     assert result.exit_code == 0
     assert DEFAULT_MODEL in result.output and "128 values" in result.output
-    assert f"quality   {load_model().entropy.default_quality}" in result.output
+    bundle = load_model()
+    rung = bundle.ladder[bundle.default_quality]  # the file stores its base's quality; info names the --quality
+    assert f"quality   {bundle.default_quality} (base quality {rung.base_quality} alone)" in result.output
+    assert f"model id {bundle.model_hex} with its transform model" in result.output
 
 
 def test_files_made_with_earlier_default_models_still_find_them():

@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from gecodec.image_encoding import encode_image
 from gecodec.bundle import load_bundle
 from gecodec.cli import main
 from gecodec.codec import Codec
@@ -77,7 +78,7 @@ def test_exported_bundle_round_trips_an_image(began_run: Path, faces: Path, tmp_
         assert {"ge_real", "ge_generated", "generator_floor_real", "ae_decoder_real"} <= set(bundle.card["val"])
     assert bundle.card["generator"]["steps"] >= 2 and bundle.card["decode_cost"]["flops_per_search_iteration"] > 0
     codec = Codec(bundle, "cpu")
-    data = codec.encode_image(face_like(16, 16))
+    data = encode_image(codec, face_like(16, 16))[0]
     image = codec.decode_image(data, iters=3, restarts=1)
     assert image.size == (16, 16)
 
