@@ -4,7 +4,8 @@
 
 Presets: table1, table2, figure6, rd (see bench/presets.py); `run --codecs ge,webp` runs chosen codecs;
 `restore` runs the restoration benchmark (bench/restoration.py, `python -m bench restore -h`).
-Writes into --out (default bench/results/PRESET/): CODEC.json (CompressAI's layout), table.md, rd-psnr.png,
+Writes into --out (default runs/bench/PRESET/, a scratch folder; --refresh: bench/results/PRESET/, the committed
+results, which a run on fewer images than they hold may not replace): CODEC.json (CompressAI's layout), table.md, rd-psnr.png,
 rd-mse.png and grid.png (figure6 also mse-vs-m.png). The per-image records (resumable) and the decodes kept
 for the grid go to --store (default: --out); presets given the same --store measure the settings they share
 once. A codec that fails is reported on one line and the run goes on with the others; the exit status is
@@ -39,6 +40,7 @@ from gecodec.train.gan import sample_latent
 from gecodec.train.photos import framed_records, load_framed
 
 RESULTS = Path(__file__).parent / "results"
+SCRATCH = Path("runs/bench")  # in the current folder: a checkout ignores runs/
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--codecs", default=None, help="comma-separated codec names (run; or a subset of a preset)")
     parser.add_argument("--models", nargs="*", default=None, help="bundles for ge/ae/csgm (default: every current one)")
     parser.add_argument("--bits", type=int, nargs="*", default=[4, 6, 8])
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"results folder (default: {SCRATCH}/PRESET, or with --refresh bench/results/PRESET)")
+    parser.add_argument("--refresh", action="store_true", help="write the committed results, bench/results/PRESET")
     parser.add_argument("--store", type=Path, default=None,
                         help="per-image records and kept decodes, shared by presets (default: --out)")
     parser.add_argument("--device", default=None)
@@ -158,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     if not wanted:
         report_error("run needs --codecs (e.g. --codecs ge,webp)")
         return 2
-    out = args.out or RESULTS / args.preset
+    out = args.out or (RESULTS if args.refresh else SCRATCH) / args.preset
     store = args.store or out
     search = {k: v for k, v in {"iters": args.iters, "restarts": args.restarts}.items() if v is not None}
     try:
         face_identity()  # loads dlib's models now: if they are missing, the run stops here with one line
         uint8, names, sources = load_faces(args.data, args.size, args.n)
         measured = images_measured(out)
-        if args.out is None and len(uint8) < measured:
+        if args.refresh and args.out is None and len(uint8) < measured:
             raise GecError(f"{out} holds results measured on {measured} images, and this run has {len(uint8)}: give "
                            "--out for a smaller run")
         check_store(store, args.size, SearchOptions(**search))

@@ -35,6 +35,7 @@ from gecodec.train.data import load_named_images, to_float
 from gecodec.train.distributed import describe_hardware
 
 RESULTS = Path(__file__).parent / "results" / "restore"
+SCRATCH = Path("runs/bench/restore")
 
 # The paper's settings: noise sigma 0.4 ([-1, 1] pixels), a Gaussian lowpass blur, 64 -> 16 -> 64, and a
 # centred 30 x 30 hole in a 64 x 64 face (TaskParams' default box).
@@ -174,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="*", choices=list(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--n", type=int, default=None, help="use the first N images")
     parser.add_argument("--model", default=None, help="bundle (default: the shipped one)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default: runs/bench/restore, or with --refresh bench/results/restore)")
+    parser.add_argument("--refresh", action="store_true", help="write the committed results, bench/results/restore")
     parser.add_argument("--store", type=Path, default=None, help="per-image records and kept restorations (default: --out)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restarts", type=int, default=SearchOptions.restarts)
     parser.add_argument("--keep", type=int, default=8, help="images shown in the grids")
     args = parser.parse_args(argv)
+    args.out = args.out or (RESULTS if args.refresh else SCRATCH)
     store = args.store or args.out
     try:
         options = SearchOptions(iters=args.iters, restarts=args.restarts)

@@ -342,8 +342,8 @@ def say_encoded(source: Path, target: Path, data: bytes, report: EncodeReport | 
     elif report is not None and not quiet:
         tqdm.write(printable(f"{target}: {report.describe()}"))
     if report is not None and report.unusual:
-        warnings.warn(f"{source}: decodes to {report.psnr:.2f} dB, far below the model's "
-                      f"{report.expected_psnr:.2f} dB: this image is unlike the faces the model knows")
+        warnings.warn(f"{source}: this image is unlike the faces the model knows: {'; '.join(report.unusual_signs())}",
+                      stacklevel=2)
 
 
 @main.command()

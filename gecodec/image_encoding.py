@@ -16,7 +16,7 @@ from gecodec.align import NO_DETECTOR, frame_face
 from gecodec.codec import Codec, Source
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor
 from gecodec.metrics import psnr_8bit
-from gecodec.report import EncodeReport, expected_psnr
+from gecodec.report import EncodeReport, expected_psnr, typicality
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class FramedImage:
     face: torch.Tensor  # (3, S, S) in [-1, 1]: the crop at the model's size that the file codes
     source: Source  # what the file records of the picture
     how: str  # how the crop was taken: aligned, centre or as given
+    enlarged: bool = False  # the picture was smaller than the model's faces
 
 
 def frame_image(codec: Codec, image: ImageInput, align: str = "auto", position: bool = True) -> FramedImage:
@@ -40,7 +41,7 @@ def frame_image(codec: Codec, image: ImageInput, align: str = "auto", position: 
         warnings.warn(framed.note if framed.note == NO_DETECTOR else f"{name}: {framed.note}", stacklevel=2)
     source = Source(picture.size if position else None, framed.placement if position else None,
                     picture.info.get("grayscale", False))
-    return FramedImage(pixels_to_tensor(np.asarray(framed.face)), source, framed.how)
+    return FramedImage(pixels_to_tensor(np.asarray(framed.face)), source, framed.how, min(picture.size) < size)
 
 
 def encode_framed(codec: Codec, images: Sequence[FramedImage], check: bool = True, batch_size: int = 64,
@@ -53,13 +54,14 @@ def encode_framed(codec: Codec, images: Sequence[FramedImage], check: bool = Tru
         return [(data, None) for data in files]
     parsed = [codec.parse(data) for data in files]
     psnrs = psnr_8bit(codec.decode_parsed(parsed, batch_size), faces)
+    with torch.no_grad():
+        typical = typicality(codec.bundle, codec.encoder(faces.to(codec.device)).cpu())
     reports = []
-    for data, file, image, psnr in zip(files, parsed, images, psnrs.tolist()):
+    for data, file, image, psnr, score in zip(files, parsed, images, psnrs.tolist(), typical):
         expected = expected_psnr(codec.bundle, file.header, image.how)
-        if expected is None:
-            reports.append(EncodeReport(len(data), round(psnr, 2), None, image.how))
-        else:
-            reports.append(EncodeReport(len(data), round(psnr, 2), expected.psnr, image.how, expected.on))
+        reports.append(EncodeReport(
+            len(data), round(psnr, 2), expected.psnr if expected else None, image.how,
+            expected.on if expected else "validation", None if score is None else round(score, 2), image.enlarged))
     return list(zip(files, reports))
 
 

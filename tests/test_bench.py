@@ -308,17 +308,20 @@ def test_by_source_sets_two_sources_side_by_side_with_only_ges_rate_settings(tmp
         by_source.main(["--source", f"x={tmp_path / 'none'}", "--out", str(out)])
 
 
-def test_a_smaller_run_does_not_replace_the_results_in_the_default_folder(tmp_path: Path, monkeypatch, capsys):
+def test_runs_go_to_a_scratch_folder_and_a_smaller_one_never_replaces_the_committed_results(tmp_path: Path, monkeypatch, capsys):
     import bench.__main__ as bench_main
 
     monkeypatch.setattr(bench_main, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(bench_main, "SCRATCH", tmp_path / "scratch")
     (tmp_path / "results" / "run").mkdir(parents=True)
     (tmp_path / "results" / "run" / "webp.json").write_text(json.dumps({"images": [8, 8]}))
     (tmp_path / "faces").mkdir()
     faces = face_folder(tmp_path / "faces", count=2)
-    assert main(["run", "--data", str(faces), "--size", "16", "--codecs", "webp"]) == 1
+    assert main(["run", "--data", str(faces), "--size", "16", "--codecs", "webp", "--refresh"]) == 1
     assert "holds results measured on 8 images, and this run has 2: give --out" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "results" / "run").iterdir()) == ["webp.json"]
+    assert main(["run", "--data", str(faces), "--size", "16", "--codecs", "webp"]) == 0  # a scratch run
+    assert (tmp_path / "scratch" / "run" / "webp.json").is_file()
 
 
 def test_ladder_check_compares_another_models_rungs_at_equal_bytes(tmp_path: Path):

@@ -433,3 +433,18 @@ def test_encoding_a_folder_checks_its_files_in_batches_as_gec_decode_does(tmp_pa
     assert result.exit_code == 0 and batches == [2, 1]
     together = [json.loads(line) for line in result.output.splitlines()]
     assert [(r["bytes"], r["psnr"]) for r in together] == [(r["bytes"], r["psnr"]) for r in single]
+
+
+def test_a_tiny_image_or_one_with_atypical_measurements_is_unusual(tmp_path):
+    from gecodec.report import ATYPICAL, EncodeReport
+
+    face_like(8, 8).save(tmp_path / "tiny.png")  # the tiny models' faces are 16x16
+    with pytest.warns(UserWarning) as caught:
+        result = gec("encode", tmp_path / "tiny.png", "-o", tmp_path / "tiny.gec", "--json", *ENTROPY)
+    assert result.exit_code == 0 and json.loads(result.output)["enlarged"] is True
+    messages = [str(w.message) for w in caught]
+    assert any("a 8x8 image, smaller than the model's 16x16" in m for m in messages)
+    assert any("unlike the faces the model knows: it is smaller than the model's faces" in m for m in messages)
+    assert EncodeReport(60, 25.0, 25.0, typicality=ATYPICAL + 1).unusual_signs() == [
+        "its measurements lie far from those of faces"]
+    assert not EncodeReport(60, 25.0, 25.0, typicality=1.0).unusual
