@@ -23,6 +23,7 @@ _LAZY = {
     "Codec": "gecodec.codec",
     "degrade": "gecodec.restoration",
     "SearchOptions": "gecodec.search",
+    "choose_threads": "gecodec.threads",
     **{name: "gecodec.errors" for name in ("BundleError", "DecodeError", "FormatError", "GecError", "ImageError",
                                            "ModelNotFoundError", "OptionError", "OutputError", "TrainingError")},
 }

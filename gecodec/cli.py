@@ -209,6 +209,9 @@ output_option = click.option("-o", "--output", type=click.Path(),  # a str: a Pa
 force_option = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N. Default: CUDA when available.")
+threads_option = click.option("--threads", type=click.IntRange(1), default=None,
+                              help="CPU threads for torch. Default: the cores other processes leave idle, or "
+                                   "OMP_NUM_THREADS when it is set.")
 format_option = click.option("--format", "image_ext", type=click.Choice(["png", "jpg", "webp"]), default="png",
                              show_default=True, help="Image format when writing next to the inputs or into a folder.")
 
@@ -267,23 +270,26 @@ def search_options_group(command: Callable) -> Callable:
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
               help="Images coded, and their files checked, at once.")
 @device_option
+@threads_option
 @force_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no line per file; warnings and errors stay.")
 def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, quality: int | None,
            target_bytes: int | None, refine: int | None, bits: int | None, mode: str, seed: int, count: int | None, align: str,
-           position: bool, check: bool, as_json: bool, batch_size: int, device: str | None, force: bool, quiet: bool
-           ) -> None:
+           position: bool, check: bool, as_json: bool, batch_size: int, device: str | None, threads: int | None,
+           force: bool, quiet: bool) -> None:
     """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
     from gecodec import api
     from gecodec.bundle import load_model
     from gecodec.image_encoding import frame_image
     from gecodec.imageio import is_image_path
+    from gecodec.threads import choose_threads
 
     failures = Failures()
     files = expand(inputs, is_image_path, failures)
     total = len(files) + len(failures.items)
     pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
     if pairs:
+        choose_threads(threads)
         codec = api.get_codec(load_model(model), device)
         rate = codec.rate_settings(bits, quality, target_bytes, mode, refine)  # a bad combination fails before any work
         options = {"mode": mode, "seed": seed, "count": count, "refine": refine, **rate}
@@ -357,16 +363,18 @@ def say_encoded(source: Path, target: Path, data: bytes, report: EncodeReport | 
 @click.option("--base-only", is_flag=True, help="Leave out refinement layers: the base layer's image.")
 @search_options_group
 @device_option
+@threads_option
 @force_option
 @quiet_option
 def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: int | None, paste_into: Path | None,
            base_only: bool, iters: int | None, restarts: int | None, lam: float | None, lr: float | None, batch_size: int,
-           device: str | None, force: bool, quiet: bool) -> None:
+           device: str | None, threads: int | None, force: bool, quiet: bool) -> None:
     """Decode .gec files (or folders of them) to face crops, or paste one back into its photo."""
     from gecodec import api
     from gecodec.bundle import find_by_id
     from gecodec.codec import decoded_image
     from gecodec.imageio import open_image
+    from gecodec.threads import choose_threads
 
     if paste_into is not None and (len(inputs) != 1 or os.path.isdir(inputs[0]) or size is not None):
         raise click.UsageError("--paste-into takes one .gec file, and no --size")
@@ -387,6 +395,8 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
         except GecError as exc:
             failures.add(source, exc)
     total = sum(codec.search_steps(parsed, base_only, **overrides) for codec, group in jobs.items() for *_, parsed in group)
+    if jobs:
+        choose_threads(threads)
     with progress_bar(total, "img-iter", quiet, "decode") as bar:
         for codec, group in jobs.items():
             for start in range(0, len(group), batch_size):  # save each batch as soon as it is done
@@ -582,6 +592,8 @@ def models(as_json: bool) -> None:
         if row["refinement_levels"]:
             click.echo("    refinement layers: " + ", ".join(f"{kind} (levels {low} to {high})"
                                                              for kind, (low, high) in row["refinement_levels"].items()))
+        if row["card"].get("data_terms"):
+            click.echo(printable(f"    data terms: {row['card']['data_terms']}"))
         click.echo(f"    {printable(row['path'])}")
 
 
@@ -622,12 +634,14 @@ def parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @format_option
 @search_options_group
 @device_option
+@threads_option
 @force_option
 @quiet_option
 def restore(inputs: tuple[Path, ...], task: str, output: str | None, method: str, model: str | None,
             blur_sigma: float, factor: int, mask: Path | None, box: tuple[int, int, int, int] | None, degrade: bool,
             sigma: float, seed: int, image_ext: str, iters: int | None, restarts: int | None, lam: float | None,
-            lr: float | None, batch_size: int, device: str | None, force: bool, quiet: bool) -> None:
+            lr: float | None, batch_size: int, device: str | None, threads: int | None, force: bool, quiet: bool
+            ) -> None:
     """Restore images: denoise, deblur, super-resolve (superres) or fill a missing region (inpaint).
 
     Each result goes next to its input as NAME.restored.EXT, into -o's file, or into -o's folder.
@@ -638,6 +652,7 @@ def restore(inputs: tuple[Path, ...], task: str, output: str | None, method: str
     from gecodec.imageio import is_image_path, open_image
     from gecodec.restoration import degrade as degrade_image
     from gecodec.restoration import task_params
+    from gecodec.threads import choose_threads
 
     params = {"blur_sigma": blur_sigma, "factor": factor, "mask": mask, "box": box}
     options = search_options(iters=iters, restarts=restarts, lam=lam, lr=lr)
@@ -658,6 +673,7 @@ def restore(inputs: tuple[Path, ...], task: str, output: str | None, method: str
         except GecError as exc:
             failures.add(source, exc)
     if groups:
+        choose_threads(threads)
         codec = api.get_codec(load_model(model), device)
         with progress_bar(options.iters * sum(map(len, groups.values())), "img-iter", quiet, task) as bar:
             for group in groups.values():

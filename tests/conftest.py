@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -21,8 +22,10 @@ TINY_BUNDLE = GOLDEN / "tiny-test.safetensors"
 ENTROPY_BUNDLE = GOLDEN / "tiny-entropy-test.safetensors"  # the tiny joint model with an entropy model
 FAST = {"iters": 10, "restarts": 2}
 
-# The test models are tiny: one thread avoids threading overhead and contention with other work.
+# The test models are tiny: one thread avoids threading overhead and contention with other work, and the gec
+# command keeps it (as it keeps OMP_NUM_THREADS's choice) rather than sampling the idle cores at each call.
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(autouse=True)
