@@ -51,7 +51,9 @@ def read_curves(folder: Path, codecs: tuple[str, ...], models: list[str] | None,
 
 
 def setting_label(setting: dict) -> str:
-    return ", ".join(f"{key} {value}" for key, value in setting.items() if key not in ("model", "m"))
+    """The model (ge's settings name one) and the rest of the setting."""
+    rest = ", ".join(f"{key} {value}" for key, value in setting.items() if key not in ("model", "m"))
+    return f"{setting['model']}: {rest}" if "model" in setting else rest
 
 
 def side_by_side(sources: dict[str, dict[str, Curve]]) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gecodec.errors import OptionError
 
-DEFAULT_MODEL = "celeba64-default"
+DEFAULT_MODEL = "faces64-default"
 MIN_BITS, MAX_BITS, DEFAULT_BITS = 2, 12, 8  # fixed-length (version-1) values
 TASKS = ("denoise", "deblur", "superres", "inpaint")  # restoration
 METHODS = ("ge", "csgm")

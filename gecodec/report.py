@@ -21,7 +21,8 @@ from gecodec.ladder import Rung
 
 UNUSUAL_DB = 4.0  # this far below the validation figure (about two standard deviations of faces) earns a warning
 # Measurements whose mean square, in units of each one's spread on the training faces, is above this lie far from
-# any face the model knows: the most of 512 CelebA and 674 LFW validation faces is 2.6 and 2.9, a plot's 5.1.
+# any face the model knows: the most of 512 CelebA and 674 LFW validation faces is 2.6 to 2.9 under either
+# default model (faces64-default, celeba64-default), a plot's 5.7 and 5.1.
 ATYPICAL = 4.0
 
 

@@ -113,3 +113,37 @@ def test_a_layered_files_expected_figure_is_its_ladder_rungs():
     assert expected_psnr(bundle, layered(3, transform=True)) is None  # another base coder's qualities
     card["quality_ladder"]["rungs"].pop()
     assert expected_psnr(bundle, layered(3)) is None
+
+
+def test_encode_takes_arrays_and_image_bytes_and_names_what_it_cannot_read(tmp_path: Path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import gecodec
+    from gecodec.errors import ImageError
+
+    pixels = np.asarray(Image.open(GOLDEN.parent.parent / "tests" / "data" / "faces.png").convert("RGB"))[:, :64]
+    encoded = io.BytesIO()
+    Image.fromarray(pixels).save(encoded, "PNG")
+    from_array = gecodec.encode(pixels, model="tiny-entropy-test")
+    assert from_array == gecodec.encode(encoded.getvalue(), model="tiny-entropy-test")
+    with pytest.raises(ImageError, match=r"must be uint8 of shape \(H, W\), \(H, W, 3\) or \(H, W, 4\), not float32"):
+        gecodec.encode(pixels.astype(np.float32), model="tiny-entropy-test")
+    with pytest.raises(ImageError) as caught:
+        gecodec.encode(b"\xff\xd8\xff" + b"x" * 30_000, model="tiny-entropy-test")
+    assert str(caught.value) == "image bytes: not a readable image (UnidentifiedImageError)"  # not the bytes
+    with pytest.raises(ImageError, match="from an object of type int"):
+        gecodec.encode(3, model="tiny-entropy-test")
+
+
+def test_a_multi_frame_image_warns_that_its_first_frame_is_coded(tmp_path: Path):
+    from PIL import Image
+
+    import gecodec
+
+    frames = [Image.new("RGB", (16, 16), (40 * i, 90, 80)) for i in range(3)]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:])
+    with pytest.warns(UserWarning, match="moving.gif: an image of 3 frames; using the first"):
+        gecodec.encode(tmp_path / "moving.gif", model="tiny-entropy-test")

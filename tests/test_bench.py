@@ -301,8 +301,8 @@ def test_by_source_sets_two_sources_side_by_side_with_only_ges_rate_settings(tmp
     assert by_source.main(["--source", f"crops={crops}", "--source", f"photos={photos}", "--models", "a",
                            "--out", str(out)]) == 0
     rows = (out / "table.md").read_text().splitlines()[2:]
-    assert rows == ["| ge | quality 50 | 64.0 | 25.00 | 50% | - | - | - |",
-                    "| ge-photo | quality 50 | - | - | - | 128.0 | 24.00 | 50% |"]
+    assert rows == ["| ge | a: quality 50 | 64.0 | 25.00 | 50% | - | - | - |",
+                    "| ge-photo | a: quality 50 | - | - | - | 128.0 | 24.00 | 50% |"]
     assert (out / "rd.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         by_source.main(["--source", f"x={tmp_path / 'none'}", "--out", str(out)])
@@ -338,3 +338,13 @@ def test_ladder_check_compares_another_models_rungs_at_equal_bytes(tmp_path: Pat
     assert result["gaps"][1]["gap_db"] == pytest.approx(1.0, abs=0.01)  # 25 dB halfway in log-bytes
     with pytest.raises(OptionError, match="measured on 4 faces, this check on 8"):
         compare(rows, tmp_path / "old.json", 8)
+
+
+def test_bench_examples_takes_a_folder_for_its_picture(tmp_path: Path):
+    from bench import examples
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    face_folder(faces, count=2)
+    examples.main(["--data", str(faces), "--n", "2", "--model", "tiny-entropy-test", "--out", str(tmp_path / "out")])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["examples.json", "examples.png"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gecodec.bundle import available_bundles, find_by_id, load_bundle, load_model, save_bundle
+from gecodec.bundle import DEFAULT_MODEL, available_bundles, find_by_id, load_bundle, load_model, save_bundle
 from gecodec.errors import BundleError, GecError, ModelNotFoundError
 
 from conftest import TINY_BUNDLE
@@ -220,11 +220,11 @@ def test_a_model_is_a_path_only_with_a_separator_or_the_bundle_suffix(target, is
 
 def test_a_bare_word_is_never_a_file_in_the_current_folder(tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for name in ("tiny-test", tiny.model_hex, "celeba64-default"):
+    for name in ("tiny-test", tiny.model_hex, DEFAULT_MODEL):
         (tmp_path / name).write_bytes(b"junk that must not take over a model's name")
     assert load_model("tiny-test").sha256 == tiny.sha256
     assert load_model(tiny.model_hex).sha256 == tiny.sha256
-    assert load_model().name == "celeba64-default"
+    assert load_model().name == DEFAULT_MODEL
     with pytest.raises(BundleError, match="not a readable model bundle"):
         load_model("./tiny-test")  # said to be a path: that file, and nothing else
     with pytest.raises(ModelNotFoundError, match="no such model bundle file"):
@@ -276,7 +276,7 @@ def test_a_copy_of_a_shipped_bundle_with_another_schedule_cannot_answer_for_its_
     default = load_model()
     copy = default_copy(own_model_dir, default.transform_sha256[:8], lambda c: c["decode"].update(lam=100.0, lr=10.0))
     assert find_by_id(default.transform_id) is default and find_by_id(default.model_id) is default
-    with pytest.raises(BundleError, match=f"has the model id {default.model_hex} of the shipped celeba64-default but "
+    with pytest.raises(BundleError, match=f"has the model id {default.model_hex} of the shipped {default.name} but "
                                           "another config"):
         load_model(copy)
     same = default_copy(own_model_dir, "same", lambda c: c.update(crop={"eyes": [[20, 30], [44, 30]]}))

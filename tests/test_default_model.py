@@ -45,6 +45,13 @@ def test_gec_info_shows_the_default_header(tmp_path):
     assert f"model id {bundle.model_hex} with its transform model" in result.output
 
 
+def test_gec_models_names_the_default_and_its_training_datas_terms():
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0 and f"{DEFAULT_MODEL} (default)" in result.output
+    assert "data terms: trained on CelebA" in result.output and "non-commercial research" in result.output
+    assert "celeba64-default  id ac979f61" in result.output  # the default before it still ships, by name
+
+
 def test_files_made_with_earlier_default_models_still_find_them():
     # celeba64-default was model aed91f57, then 93851b1c; files in the wild name those ids.
     for model_id, name in ((0xAED91F57, "celeba64-v1"), (0x93851B1C, "celeba64-v2")):

@@ -70,8 +70,8 @@ def measure_rungs(codec: Codec, faces: torch.Tensor, rungs: list[Rung]) -> list[
         bases = codec.encode_batch(faces, quality=quality)
         pictures = cache(partial(codec.layer_bases, bases))  # on_start -> what its layers refine, made once
         for rung in on_base:
-            if rung.level is None:  # the base alone decodes to what layers on the search's decode refine
-                files, decoded = bases, pictures(False)
+            if rung.level is None:  # a base alone, decoded as `gec decode` decodes it: searched in batches
+                files, decoded = bases, codec.decode_batch(bases)
             else:
                 files, decoded = codec.layered(bases, faces, pictures(rung.on_start), rung.level, rung.kind,
                                                rung.on_start)

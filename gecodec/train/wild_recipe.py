@@ -44,6 +44,8 @@ from gecodec.train.photos import alternate, load_framed
 from gecodec.train.refine_tables import REFINE_IMAGES, store_refinement
 
 NAME = "faces64-default"
+DATA_TERMS = ("trained on CelebA (Liu et al. 2015: non-commercial research use only) and LFW (Huang et al. 2007: "
+              "published for research); use beyond non-commercial research depends on those terms")
 START = "celeba64-default"
 MINUTES = 114
 PHOTO_SHARE = 0.5
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     bundle = export_joint(state, args.out, NAME, both, data, DECODE, val,
                           made_by="python -m gecodec.train.wild_recipe")
     keep_framing(args.out, start)
+    update_bundle(args.out, card={**load_bundle(args.out).card, "data_terms": DATA_TERMS})
     store_refinement(args.out, to_float(both[:REFINE_IMAGES]))
     print(f"wrote {args.out} (id {bundle.model_hex}) in {(time.monotonic() - started) / 60:.1f} min; "
           f"val GE PSNR {bundle.card['val'].get('ge_real', {}).get('psnr')} dB")
