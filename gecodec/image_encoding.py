@@ -48,6 +48,8 @@ def encode_framed(codec: Codec, images: Sequence[FramedImage], check: bool = Tru
                   **options: Any) -> list[tuple[bytes, EncodeReport | None]]:
     """Each framed image's file (options: Codec.encode_batch's rate and mode) and, with ``check``, its report:
     the files decoded together, ``batch_size`` searched at once, and each compared with its face crop."""
+    if not images:
+        return []
     faces = torch.stack([image.face for image in images])
     files = codec.encode_batch(faces, sources=[image.source for image in images], **options)
     if not check:

@@ -448,3 +448,9 @@ def test_a_tiny_image_or_one_with_atypical_measurements_is_unusual(tmp_path):
     assert EncodeReport(60, 25.0, 25.0, typicality=ATYPICAL + 1).unusual_signs() == [
         "its measurements lie far from those of faces"]
     assert not EncodeReport(60, 25.0, 25.0, typicality=1.0).unusual
+
+
+def test_a_batch_whose_every_image_fails_is_reported_without_an_internal_error(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    result = gec("encode", tmp_path / "broken.png", "-o", tmp_path / "b.gec", *ENTROPY)
+    assert result.exit_code == 1 and "not a readable image" in result.output and "internal" not in result.output
