@@ -304,14 +304,14 @@ def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, qual
                         bar.update()
                 for (source, target, _), result in zip(framed, encode_chunk(codec, framed, check, options, failures)):
                     bar.update()
+                    if result is None:  # its error is recorded
+                        continue
                     try:
-                        if result is not None:
-                            write_bytes_atomic(target, result[0], force)
+                        write_bytes_atomic(target, result[0], force)
                     except GecError as exc:
                         failures.add(source, exc)
                         continue
-                    if result is not None:
-                        say_encoded(source, target, *result, as_json, quiet)
+                    say_encoded(source, target, *result, as_json, quiet)
     failures.finish(total)
 
 

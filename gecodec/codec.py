@@ -412,6 +412,8 @@ class Codec:
         """The file of a base coder's integers (m,) at ``quality``."""
         return container.write(replace(header, quality=quality), self.bundle.base_coder.encode(integers, quality))
 
+    # -- decoding ---------------------------------------------------------------------------------
+
     def parse(self, data: bytes) -> ParsedFile:
         """Read a .gec file made for this model and dequantize its measurements."""
         header, payload = container.read(data)

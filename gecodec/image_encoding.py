@@ -33,7 +33,8 @@ def frame_image(codec: Codec, image: ImageInput, align: str = "auto", position: 
     an ImageError). position: record where the face lies in the photo, so that decoding can paste it back."""
     picture = open_image(image)
     name, size = picture.info["source"], codec.image_size
-    if min(picture.size) < size:
+    enlarged = min(picture.size) < size
+    if enlarged:
         warnings.warn(f"{name}: a {picture.width}x{picture.height} image, smaller than the model's {size}x{size}: it "
                       "is enlarged, and the detail it decodes to is the generator's guess", stacklevel=2)
     framed = frame_face(picture, codec.bundle.crop, size, align)
@@ -41,7 +42,7 @@ def frame_image(codec: Codec, image: ImageInput, align: str = "auto", position: 
         warnings.warn(framed.note if framed.note == NO_DETECTOR else f"{name}: {framed.note}", stacklevel=2)
     source = Source(picture.size if position else None, framed.placement if position else None,
                     picture.info.get("grayscale", False))
-    return FramedImage(pixels_to_tensor(np.asarray(framed.face)), source, framed.how, min(picture.size) < size)
+    return FramedImage(pixels_to_tensor(np.asarray(framed.face)), source, framed.how, enlarged)
 
 
 def encode_framed(codec: Codec, images: Sequence[FramedImage], check: bool = True, batch_size: int = 64,

@@ -62,12 +62,12 @@ def open_image(source: ImageInput) -> Image.Image:
 
 def _from_array(array: np.ndarray) -> Image.Image:
     """A uint8 array of shape (H, W), (H, W, 3) or (H, W, 4) as a PIL image, checked as a decoded image is."""
-    modes = {2: "L", 3: "RGB", 4: "RGBA"}
-    channels = 2 if array.ndim == 2 else array.shape[-1] if array.ndim == 3 else 0
-    if array.dtype != np.uint8 or channels not in modes:
+    modes = {2: "L", 3: "RGB", 4: "RGBA"}  # by shape: (H, W), (H, W, 3), (H, W, 4)
+    key = 2 if array.ndim == 2 else array.shape[-1] if array.ndim == 3 and array.shape[-1] in (3, 4) else None
+    if array.dtype != np.uint8 or key is None:
         raise ImageError(f"array: an image array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4), "
                          f"not {array.dtype} of shape {tuple(array.shape)}")
-    image = Image.fromarray(np.ascontiguousarray(array), modes[channels])
+    image = Image.fromarray(np.ascontiguousarray(array), modes[key])
     check_image(image, "array")
     return image
 

@@ -134,6 +134,8 @@ def test_encode_takes_arrays_and_image_bytes_and_names_what_it_cannot_read(tmp_p
     with pytest.raises(ImageError) as caught:
         gecodec.encode(b"\xff\xd8\xff" + b"x" * 30_000, model="tiny-entropy-test")
     assert str(caught.value) == "image bytes: not a readable image (UnidentifiedImageError)"  # not the bytes
+    with pytest.raises(ImageError, match=r"not uint8 of shape \(64, 64, 2\)"):
+        gecodec.encode(pixels[..., :2].copy(), model="tiny-entropy-test")  # two channels: no image mode
     with pytest.raises(ImageError, match="from an object of type int"):
         gecodec.encode(3, model="tiny-entropy-test")
 
