@@ -17,7 +17,8 @@ model with a refinement layer (expected-refine.json), and one with a learned ref
 learned layer (expected-default-v3-transform.json), its default file with a learned layer at a coarse
 level (expected-default-v3-coarse.json), its default file with a DCT layer and with a learned one on the
 start picture (expected-default-v3-start.json), and files of faces in photos that hold their position (key 13),
-version 3 and version 1 (expected-position.json). The crop files (expected-crop.json, v3-q15-crop.gec) predate
+version 3 and version 1 (expected-position.json), and files of faces64-default, the default since 2026-12: its
+default file (version 4, decoded to its start picture), a photo's, and a searched one (expected-faces64.json). The crop files (expected-crop.json, v3-q15-crop.gec) predate
 positions and hold crops (key 8); --force would rewrite them with positions.
 """
 
@@ -138,6 +139,8 @@ def header_fields(header: container.Header) -> dict:
         fields["layer"] = header.layer
     if header.transform:
         fields["transform"] = True
+    if header.start_picture:
+        fields["start_picture"] = True
     return fields
 
 
@@ -196,11 +199,11 @@ def main() -> None:
             ("v2-q5-nonsquare.gec", {"quality": 5, "seed": 9}, Source((40, 24))),
         ], {})
     if args.force or not (HERE / "expected-refine.json").exists():
-        bundle = load_model()  # the joint default, with its refinement tables
+        bundle = load_model("celeba64-default")  # the joint default, with its refinement tables
         write_set("expected-refine.json", bundle, None, [("default-v3-refined.gec", {"refine": 7}, None)],
                   {"iters": 20})
     if args.force or not (HERE / "expected-learned.json").exists():
-        bundle = load_model()  # the joint default, with its learned refinement layer
+        bundle = load_model("celeba64-default")  # the joint default, with its learned refinement layer
         write_set("expected-learned.json", bundle, None,
                   [("default-v3-learned.gec", {"layer": (5, "learned")}, None)], {"iters": 20})
     if args.force or not (HERE / "expected-crop.json").exists():
@@ -209,7 +212,7 @@ def main() -> None:
             ("v1-crop-gray.gec", {"bits": 5}, Source((640, 480), Placement.from_stored((320, 241, 480, 0)), grayscale=True)),
         ], {})
     if args.force or not (HERE / "expected-default-v3.json").exists():
-        bundle = load_model()  # the joint default that replaced 93851b1c
+        bundle = load_model("celeba64-default")  # the joint default that replaced 93851b1c
         write_set("expected-default-v3.json", bundle, None, [
             ("default-v3-quality.gec", {}, None),
             ("default-v3-8bit.gec", {"bits": 8}, None),
@@ -221,13 +224,13 @@ def main() -> None:
             ("v3-q15-crop.gec", {"quality": 15, "seed": 4}, Source((640, 480), Placement.from_stored((300, 200, 150, 57)))),
         ], {})
     if args.force or not (HERE / "expected-default-v3-transform.json").exists():
-        bundle = load_model()  # the joint default, with its transform model (version-3 files)
+        bundle = load_model("celeba64-default")  # the joint default, with its transform model (version-3 files)
         write_set("expected-default-v3-transform.json", bundle, None, [
             ("default-v3-transform.gec", {}, None),
             ("default-v3-transform-q50.gec", {"quality": 50}, None),
         ], {"iters": 20})
     if args.force or not (HERE / "expected-default-v3-coarse.json").exists():
-        bundle = load_model()  # the joint default, with its learned layer's coarse levels
+        bundle = load_model("celeba64-default")  # the joint default, with its learned layer's coarse levels
         write_set("expected-default-v3-coarse.json", bundle, None,
                   [("default-v3-coarse.gec", {"layer": (-6, "learned")}, None)], {"iters": 20})
     if args.force or not (HERE / "expected-position.json").exists():  # faces in photos since key 13
@@ -237,11 +240,19 @@ def main() -> None:
                                                          grayscale=True)),
         ], {})
     if args.force or not (HERE / "expected-default-v3-start.json").exists():
-        bundle = load_model()  # the joint default: layers on its learned start's picture, which need no search
+        bundle = load_model("celeba64-default")  # the joint default: layers on its learned start's picture, which need no search
         write_set("expected-default-v3-start.json", bundle, None, [
             ("default-v3-start-dct.gec", {"refine": 7}, None),
             ("default-v3-start-learned.gec", {"layer": (-6, "learned", True)}, None),
         ], {})
+    if args.force or not (HERE / "expected-faces64.json").exists():
+        bundle = load_model("faces64-default")  # bases alone on their start picture: version 4
+        write_set("expected-faces64.json", bundle, None, [
+            ("faces64-default.gec", {}, None),
+            ("faces64-q20-photo.gec", {"quality": 20}, Source((176, 176), Placement(88.0, 92.5, 96.0, 4.0))),
+        ], {})
+        write_set("expected-faces64-searched.json", bundle, None, [("faces64-searched.gec", {"seed": 5}, None)],
+                  {"iters": 20})
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from safetensors.torch import save_file
 from gecodec.align import CropGeometry
 from gecodec.catalog import (BUNDLE_SUFFIX, COARSE_LEVELS_FORMAT_VERSION, DTYPES, ENTROPY_FORMAT_VERSION, FORMAT_NAME,
                              FORMAT_VERSION, LEARNED_REFINE_FORMAT_VERSION, OUTSIDE_MODEL_ID, OUTSIDE_TRANSFORM_ID,
-                             REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, START_LAYERS_FORMAT_VERSION,
-                             TRANSFORM_FORMAT_VERSION, BundleFile, Entry,
+                             REFINE_FORMAT_VERSION, SHIPPED_DIR, SOLVER_FORMAT_VERSION, START_BASES_FORMAT_VERSION,
+                             START_LAYERS_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION, BundleFile, Entry,
                              available_bundles, digest, find_bundles, is_shipped, user_model_dir)
 from gecodec.container import HINT_LIMITS, MAX_LAYER_LEVEL
 from gecodec.entropy import QUALITIES, EntropyModel
@@ -106,8 +106,10 @@ class Bundle:
         alone on a ladder, else that base quality; None without an entropy model."""
         if self.base_coder is None:
             return None
-        base_alone = Rung(self.base_coder.default_quality)
-        return self.ladder.index(base_alone) if self.ladder is not None else base_alone.base_quality
+        quality = self.base_coder.default_quality
+        if self.ladder is None:
+            return quality
+        return next(self.ladder.index(rung) for rung in default_bases(quality) if rung in self.ladder)
 
     @property
     def typical_bytes(self) -> np.ndarray | None:
@@ -190,6 +192,8 @@ def bundle_tensors(bundle: Bundle, dtype: torch.dtype) -> dict[str, torch.Tensor
 
 
 def format_version(bundle: Bundle) -> str:
+    if bundle.ladder is not None and any(rung.on_start and rung.level is None for rung in bundle.ladder):
+        return START_BASES_FORMAT_VERSION
     if bundle.ladder is not None and any(rung.on_start for rung in bundle.ladder):
         return START_LAYERS_FORMAT_VERSION
     if bundle.refine_learned is not None and bundle.refine_learned.coarse is not None:
@@ -376,14 +380,15 @@ def _check_config(config: dict) -> None:
 
 def _ladder(config: dict) -> tuple[Rung, ...] | None:
     """The config's quality ladder, which needs refinement tables, an entropy model, the default base alone
-    (the transform model's when there is one) as one of its rungs, a learned refinement layer with each
-    learned level it names, and a learned start for rungs whose layer refines the start picture."""
+    (the transform model's when there is one; searched, or on its start picture) as one of its rungs, a learned
+    refinement layer with each learned level it names, and a learned start for rungs on the start picture, whose
+    bases alone need a transform model too (version-4 files are transform-coded)."""
     if "quality_ladder" not in config:
         return None
     if "refine" not in config or "entropy" not in config:
         raise ValueError("a quality ladder needs an entropy model and refinement tables")
     ladder = ladder_from_config(config["quality_ladder"])
-    if Rung(config.get("transform", config["entropy"])["default_quality"]) not in ladder:
+    if not set(default_bases(config.get("transform", config["entropy"])["default_quality"])) & set(ladder):
         raise ValueError("the quality ladder does not hold the default quality's base alone")
     learned = config.get("refine_learned")
     levels = range(-config.get("refine_learned_coarse", 0), tables_shape(RefinerConfig(**learned))[0] if learned else 0)
@@ -392,7 +397,27 @@ def _ladder(config: dict) -> tuple[Rung, ...] | None:
                          f"{levels.stop - 1}")
     if any(rung.on_start for rung in ladder) and config.get("solver", {}).get("init") != "learned":
         raise ValueError("the quality ladder puts layers on the start picture, and the model has no learned start")
+    if any(rung.on_start and rung.level is None for rung in ladder) and "transform" not in config:
+        raise ValueError("the quality ladder decodes bases alone to their start pictures, which needs a transform "
+                         "model")
     return ladder
+
+
+# The terms of the data the shipped bundles were trained on, for those whose cards predate the card's data_terms:
+# this project's code trained all three on CelebA alone (their cards' "data"), and the id names their weights.
+CELEBA_TERMS = ("trained on CelebA (Liu et al. 2015: non-commercial research use only); use beyond non-commercial "
+                "research depends on those terms")
+SHIPPED_DATA_TERMS = {"ac979f61": CELEBA_TERMS, "aed91f57": CELEBA_TERMS, "93851b1c": CELEBA_TERMS}
+
+
+def data_terms(bundle: Bundle) -> str | None:
+    """What the bundle's training data allows: its card's data_terms, else a shipped bundle's known terms."""
+    return bundle.card.get("data_terms") or SHIPPED_DATA_TERMS.get(bundle.model_hex)
+
+
+def default_bases(quality: int) -> tuple[Rung, Rung]:
+    """The rungs of the base alone at ``quality``: searched, and on its start picture."""
+    return Rung(quality), Rung(quality, on_start=True)
 
 
 def _build(config: dict) -> dict[str, nn.Module | None]:

@@ -26,14 +26,14 @@ from gecodec.ladder import Rung, ladder_from_config
 FORMAT_NAME = "gecodec-bundle"
 # Version 2 adds a joint model's solver and decode schedule, version 3 an entropy model, version 4 refinement
 # tables, version 5 a learned refinement layer, version 6 a transform model, version 7 coarse learned levels,
-# version 8 quality ladder rungs whose layer refines the start picture; a bundle is written with the lowest
-# version that holds what it has.
+# version 8 quality ladder rungs whose layer refines the start picture, version 9 rungs whose base alone decodes to
+# its start picture (version-4 files); a bundle is written with the lowest version that holds what it has.
 FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION = "1", "2", "3", "4"
 LEARNED_REFINE_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION, COARSE_LEVELS_FORMAT_VERSION = "5", "6", "7"
-START_LAYERS_FORMAT_VERSION = "8"
+START_LAYERS_FORMAT_VERSION, START_BASES_FORMAT_VERSION = "8", "9"
 FORMAT_VERSIONS = (FORMAT_VERSION, SOLVER_FORMAT_VERSION, ENTROPY_FORMAT_VERSION, REFINE_FORMAT_VERSION,
                    LEARNED_REFINE_FORMAT_VERSION, TRANSFORM_FORMAT_VERSION, COARSE_LEVELS_FORMAT_VERSION,
-                   START_LAYERS_FORMAT_VERSION)
+                   START_LAYERS_FORMAT_VERSION, START_BASES_FORMAT_VERSION)
 # The id covers what decodes a version-1 or -2 base layer; a refinement model (versions 4 and 5) is named by its own
 # check code in each refined file, and a transform model (version 6) by the transform id of version-3 files: the
 # digest of the model's tensors and the transform's. So adding either to a bundle keeps every file made before

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from gecodec import __version__, container
 from gecodec.errors import GecError, OutputError
 from gecodec.catalog import ModelSummary, describe_model
-from gecodec.ladder import Rung
+from gecodec.ladder import rung_of
 from gecodec.fileio import (check_output, check_writable, file_id, image_format, read_gec, save_image_atomic,
                             write_bytes_atomic)
 from gecodec.options import (ALIGN_MODES, BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODEL, MAX_BITS, MAX_OUTPUT_SIDE, METHODS,
@@ -479,10 +479,9 @@ def ladder_quality(header: container.Header, model: ModelSummary | None) -> int 
     base's quality), or None: no ladder, a file of another coder than the ladder's, or a rung off the ladder."""
     if model is None or model.ladder is None or header.quality is None:
         return None
-    if (model.transform_hex is not None) != (header.version == container.VERSION_V3):
+    if (model.transform_hex is not None) != header.transform:
         return None  # the ladder names base qualities of the coder that new files use
-    layer = header.layer
-    rung = Rung(header.quality) if layer is None else Rung(header.quality, layer.level, layer.kind, layer.on_start)
+    rung = rung_of(header)
     return model.ladder.index(rung) if rung in model.ladder else None
 
 
@@ -525,9 +524,10 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 click.echo(f"  mode      {item['mode']}, {item['values']} values x {item['bits']} bits")
             else:
                 values = f"{item['values']} values, {item['bits_per_value']} bits each" if item["values"] else "values"
-                coding = "transform-coded" if item["version"] == container.VERSION_V3 else "entropy-coded"
+                coding = "transform-coded" if item["version"] in container.TRANSFORM_VERSIONS else "entropy-coded"
                 click.echo(f"  mode      {item['mode']}, {values} ({coding})")
-                base = f"base quality {item['quality']}" + ("" if item["layers"] else " alone")
+                base = f"base quality {item['quality']}" + ("" if item["layers"] else " alone") + (
+                    ", decoded to its start picture" if item["version"] == container.VERSION_V4 else "")
                 click.echo(f"  quality   {base}" if item["ladder_quality"] is None
                            else f"  quality   {item['ladder_quality']} ({base})")
             if item["layers"]:
@@ -549,7 +549,7 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models(as_json: bool) -> None:
     """List the model bundles shipped with gecodec and those in the user model folder."""
-    from gecodec.bundle import available_bundles, check_shipped_claim, load_bundle
+    from gecodec.bundle import available_bundles, check_shipped_claim, data_terms, load_bundle
 
     rows = []
     for path in available_bundles():
@@ -565,7 +565,7 @@ def models(as_json: bool) -> None:
             "transform_id": f"{bundle.transform_id:08x}" if bundle.transform is not None else None,
             "m": bundle.m, "default": bundle.name == DEFAULT_MODEL, "default_quality": bundle.default_quality,
             "refinement_levels": {kind: [levels.start, levels.stop - 1] for kind, levels in bundle.layer_levels.items()},
-            "path": str(path), "card": bundle.card,
+            "path": str(path), "card": bundle.card, "data_terms": data_terms(bundle),
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -577,7 +577,7 @@ def models(as_json: bool) -> None:
             click.echo(printable(row["error"]))  # the error names the path
             continue
         mark = " (default)" if row["default"] else ""
-        transform = f" (version-3 files: {row['transform_id']})" if row["transform_id"] else ""
+        transform = f" (version-3 and -4 files: {row['transform_id']})" if row["transform_id"] else ""
         click.echo(printable(f"{row['name']}{mark}  id {row['id']}{transform}  {row['image_size']}x{row['image_size']}  "
                              f"latent {row['latent_dim']}  m {row['m']}"))
         summary = row["card"].get("summary")
@@ -592,8 +592,8 @@ def models(as_json: bool) -> None:
         if row["refinement_levels"]:
             click.echo("    refinement layers: " + ", ".join(f"{kind} (levels {low} to {high})"
                                                              for kind, (low, high) in row["refinement_levels"].items()))
-        if row["card"].get("data_terms"):
-            click.echo(printable(f"    data terms: {row['card']['data_terms']}"))
+        if row["data_terms"]:
+            click.echo(printable(f"    data terms: {row['data_terms']}"))
         click.echo(f"    {printable(row['path'])}")
 
 

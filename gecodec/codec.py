@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
-from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -18,16 +16,15 @@ from PIL import Image
 from gecodec import container
 from gecodec.bundle import Bundle, load_model
 from gecodec.container import Header, Layer
-from gecodec.entropy import QUALITIES, check_quality
 from gecodec.errors import DecodeError, FormatError, GecError, OptionError
 from gecodec.align import Placement, frame_decoded
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
 from gecodec.ladder import Rung
 from gecodec.learned_layer import LearnedRefinement
-from gecodec.refine import RefinementModel, check_level
+from gecodec.rate_control import check_rate, entropy_files, rung_at
+from gecodec.refine import RefinementModel
 from gecodec.operators import GaussianMeasurement
-from gecodec.options import DEFAULT_BITS
-from gecodec.quantize import check_bits, dequantize, pack_bits, quantize, unpack_bits
+from gecodec.quantize import dequantize, pack_bits, quantize, unpack_bits
 from gecodec.search import Progress, SearchOptions, latent_search
 from gecodec.search_budget import DRAW_FLOPS, check_search_budget, forward_macs, gaussian_flops, pass_flops, search_flops
 
@@ -38,7 +35,6 @@ GAUSSIAN_CACHE_BYTES = 256 << 20
 # time on worker threads, when a batch brings several seeds; large ones one at a time, to bound memory.
 MATRICES_AT_ONCE, MATRIX_BYTES_AT_ONCE = 2, 256 << 20
 MAX_START_RMS = 20.0  # a learned start's latent beyond this RMS is no draw of N(0, I): a broken solver
-INTERPOLATED_PROBES = 6  # largest_fitting's, before it bisects
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -156,46 +152,8 @@ class Codec:
 
     def rate_settings(self, bits: int | None = None, quality: int | None = None, target_bytes: int | None = None,
                       mode: str = "ge", refine: int | None = None) -> dict[str, int | None]:
-        """Check the caller's rate settings and fill in the default: the model's default quality when it has an
-        entropy model (and the mode is ge), else DEFAULT_BITS fixed-length values."""
-        chosen = [name for name, value in (("bits", bits), ("quality", quality), ("target_bytes", target_bytes))
-                  if value is not None]
-        if len(chosen) > 1:
-            raise OptionError(f"give one of bits, quality and target bytes, not {len(chosen)}: {' and '.join(chosen)}")
-        if (quality is not None or target_bytes is not None) and (mode != "ge" or self.bundle.base_coder is None):
-            why = "cs files" if mode != "ge" else f"model {self.bundle.name} has no entropy model"
-            raise OptionError(f"quality and target bytes need entropy-coded files, and {why} use fixed-length "
-                              "values: use bits")
-        if quality is not None:
-            check_quality(quality)
-        if target_bytes is not None and not (isinstance(target_bytes, int) and target_bytes > 0):
-            raise OptionError(f"target bytes must be a positive integer, got {target_bytes!r}")
-        if refine is not None:
-            check_level(refine)
-            if self.bundle.refine is None:
-                raise OptionError(f"model {self.bundle.name} has no refinement tables")
-            if bits is not None or mode != "ge":
-                raise OptionError("a refinement layer needs an entropy-coded base: use a quality or target bytes, "
-                                  "not bits")
-            if target_bytes is not None:
-                raise OptionError("give a refinement level or target bytes, not both")
-            if quality is not None and self.bundle.ladder is not None:
-                raise OptionError(f"give a quality or a refinement level, not both: model {self.bundle.name}'s "
-                                  "qualities already span its refinement layers")
-        if not chosen and refine is None:  # (a layer alone goes on the default base: see rung)
-            if mode == "ge" and self.bundle.base_coder is not None:
-                quality = self.bundle.default_quality
-            else:
-                bits = DEFAULT_BITS
-        return {"bits": check_bits(bits) if bits is not None else None, "quality": quality,
-                "target_bytes": target_bytes}
-
-    def rung(self, quality: int | None, refine: int | None = None) -> Rung:
-        """What checked rate settings write: quality's rung on the model's ladder (on a model without one, the
-        base at that quality; None: the default base alone), with ``refine``'s layer when one is given."""
-        quality = self.bundle.default_quality if quality is None else quality
-        rung = self.bundle.ladder[quality] if self.bundle.ladder is not None else Rung(quality)
-        return rung if refine is None else Rung(rung.base_quality, refine, on_start=self.bundle.has_learned_start)
+        """The caller's rate settings, checked, with the model's default filled in (rate_control.check_rate)."""
+        return check_rate(self.bundle, bits, quality, target_bytes, mode, refine)
 
     def encode_batch(
         self,
@@ -228,10 +186,11 @@ class Codec:
         framing = [source.header_fields(size) for source in (sources or [Source()] * len(images))]
         images = images.to(self.device, torch.float32)
         if rate["target_bytes"] is not None:
-            return self._encode_entropy(images, framing, seed, hints, None, rate["target_bytes"])
+            return entropy_files(self, images, framing, seed, hints, None, rate["target_bytes"])
         if rate["quality"] is not None or refine is not None:
-            rung = self.rung(rate["quality"], refine)
-            files = self._encode_entropy(images, framing, seed, hints, rung.base_quality, None)
+            rung = rung_at(self.bundle, rate["quality"], refine)
+            files = entropy_files(self, images, framing, seed, hints, rung.base_quality, None,
+                                  rung.on_start and rung.level is None)
             return files if rung.level is None else self._with_layers(files, images.cpu(), rung)
         bits = rate["bits"]
         with torch.no_grad():
@@ -262,82 +221,18 @@ class Codec:
             files.append(container.write(header, pack_bits(row, bits)))
         return files
 
-    def _encode_entropy(self, images: torch.Tensor, framing: list[dict[str, Any]], seed: int,
-                        hints: dict[str, Any] | None, quality: int | None, target_bytes: int | None) -> list[bytes]:
-        """Entropy-coded files (version 3 with a transform model, else 2): each image's base at ``quality``, or the
-        file of the largest quality that fits ``target_bytes`` (on a model with a quality ladder, the ladder's)."""
-        with torch.no_grad():
-            values = self.encoder(images).cpu()
-        transform = self.bundle.transform is not None
-        model_id = self.bundle.transform_id if transform else self.bundle.model_id
-        files = []
-        if target_bytes is not None:  # the quality whose typical file fits: most faces' answer is a step away
-            typical = self.bundle.typical_bytes
-            guess = QUALITIES // 2 if typical is None else int(np.searchsorted(typical, target_bytes, "right")) - 1
-        for row, image, fields_of_source in zip(values, images.cpu(), framing):
-            header = Header(model_id=model_id, quality=0, seed=seed, hints=dict(hints or {}), transform=transform,
-                            **fields_of_source)
-            if target_bytes is None:
-                files.append(self._entropy_file(row, header, quality))
-            elif self.bundle.ladder is None:
-                files.append(largest_fitting(partial(self._entropy_file, row, header), target_bytes, guess))
-            else:
-                files.append(largest_fitting(self._ladder_files(row, header, image), target_bytes, guess))
-        return files
-
-    def _ladder_files(self, values: torch.Tensor, header: Header, image: torch.Tensor) -> Callable[[int], bytes]:
-        """quality -> the file of the ladder's rung for one image (3, S, S) of measurements ``values`` (m,);
-        bases and the pictures their layers refine are made once each, as the quality search revisits them. The
-        start pictures of all the ladder's layered bases, and their analyses, are made in one batch: a batch of
-        two costs little more than one on a CPU, and the search's answer and the next quality up usually lie on
-        different bases."""
-        coder = self.bundle.base_coder
-        integers = cache(lambda quality: coder.quantize(values[None], quality)[0])
-        base_file = cache(lambda quality: self._coded_file(integers(quality), header, quality))
-        start_bases = tuple(sorted({r.base_quality for r in self.bundle.ladder if r.level is not None and r.on_start}))
-
-        def together(base_quality: int, on_start: bool) -> tuple[int, ...]:
-            return start_bases if on_start else (base_quality,)  # a search decode is not cheap: one base at a time
-
-        @cache
-        def pictures_of(qualities: tuple[int, ...], on_start: bool) -> torch.Tensor:
-            if not on_start:
-                return self.layer_bases([base_file(q) for q in qualities], False)
-            # what a decoder dequantizes from the base files, without reading them back
-            return self.start_layer_bases(torch.stack([coder.dequantize(integers(q), q) for q in qualities]))
-
-        @cache
-        def centred_of(qualities: tuple[int, ...], on_start: bool) -> torch.Tensor:
-            pictures = pictures_of(qualities, on_start)
-            return self.bundle.refine_learned.centred(image.expand(len(pictures), -1, -1, -1), pictures)
-
-        def file_at(quality: int) -> bytes:
-            rung = self.bundle.ladder[quality]
-            base = base_file(rung.base_quality)
-            if rung.level is None:
-                return base
-            qualities = together(rung.base_quality, rung.on_start)
-            row = qualities.index(rung.base_quality)
-            if rung.kind == "learned":
-                centred = centred_of(qualities, rung.on_start)[row : row + 1]
-                layers = self.bundle.refine_learned.code_centred(centred, rung.level)
-            else:
-                pixels = pictures_of(qualities, rung.on_start)[row : row + 1]
-                layers = self._layers(image[None], pixels, rung.level, rung.kind)
-            return self._with_layer_bytes([base], layers, rung.level, rung.kind, rung.on_start)[0]
-
-        return file_at
-
     def _with_layers(self, bases: list[bytes], images: torch.Tensor, rung: Rung) -> list[bytes]:
         """Each base file with the rung's refinement layer."""
         pixels = self.layer_bases(bases, rung.on_start)
-        return self._with_layer_bytes(bases, self._layers(images, pixels, rung.level, rung.kind), rung.level,
+        return self.with_layer_bytes(bases, self.layers(images, pixels, rung.level, rung.kind), rung.level,
                                       rung.kind, rung.on_start)
 
     def base_decodes(self, bases: list[bytes]) -> torch.Tensor:
         """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU: each searched
-        alone, as decode_parsed searches a file with a layer on its search."""
-        return pixels_to_tensor(tensor_to_pixels(self.decode_parsed([self.parse(f) for f in bases], batch_size=1)))
+        alone, as decode_parsed searches a file with a layer on its search (a base on its start picture too: a
+        layered file is version 3)."""
+        parsed = [self.parse(_searched(data)) for data in bases]
+        return pixels_to_tensor(tensor_to_pixels(self.decode_parsed(parsed, batch_size=1)))
 
     def start_pictures(self, values: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """G(z0) for the learned start z0 of each row of dequantized measurements (B, m): the picture that layers on
@@ -371,24 +266,24 @@ class Codec:
         """The base files with a refinement layer of ``kind`` at ``level`` coding (B, 3, S, S) ``images`` past
         ``pixels`` (layer_bases: their decodes, or with ``on_start`` their start pictures), and what a receiver
         decodes from them: the encoder knows it exactly."""
-        layers = self._layers(images, pixels, level, kind)
+        layers = self.layers(images, pixels, level, kind)
         decoded = torch.stack([self.refined(base, layer, level, kind) for base, layer in zip(pixels, layers)])
-        return self._with_layer_bytes(bases, layers, level, kind, on_start), decoded
+        return self.with_layer_bytes(bases, layers, level, kind, on_start), decoded
 
-    def _layers(self, images: torch.Tensor, pixels: torch.Tensor, level: int, kind: str) -> list[bytes]:
+    def layers(self, images: torch.Tensor, pixels: torch.Tensor, level: int, kind: str) -> list[bytes]:
         """The layer bytes of ``kind`` at ``level`` that code (B, 3, S, S) images past pixels."""
         model = self._layer_model(kind, level, OptionError)
         if kind == "dct":
             return [model.code((image - base).numpy(), level) for image, base in zip(images, pixels)]
         return model.code(images, pixels, level)
 
-    def _with_layer_bytes(self, bases: list[bytes], layers: list[bytes], level: int, kind: str, on_start: bool
+    def with_layer_bytes(self, bases: list[bytes], layers: list[bytes], level: int, kind: str, on_start: bool
                           ) -> list[bytes]:
         """Each base file with its layer's bytes appended and named in its header."""
         check = self._layer_model(kind, level, OptionError).check_for(level)
         files = []
         for base, layer in zip(bases, layers):
-            header, payload = container.read(base)
+            header, payload = container.read(_searched(base))
             named = Layer(level, len(payload), check, kind, container.base_check(header, payload), on_start)
             files.append(container.write(replace(header, layer=named), payload + layer))
         return files
@@ -403,14 +298,6 @@ class Codec:
             raise error(f"{kind} refinement level {level} is not one of model {self.bundle.name}'s "
                         f"{levels.start} to {levels.stop - 1}")
         return model
-
-    def _entropy_file(self, values: torch.Tensor, header: Header, quality: int) -> bytes:
-        """The file of measurements (m,) at ``quality``."""
-        return self._coded_file(self.bundle.base_coder.quantize(values[None], quality)[0], header, quality)
-
-    def _coded_file(self, integers: np.ndarray, header: Header, quality: int) -> bytes:
-        """The file of a base coder's integers (m,) at ``quality``."""
-        return container.write(replace(header, quality=quality), self.bundle.base_coder.encode(integers, quality))
 
     # -- decoding ---------------------------------------------------------------------------------
 
@@ -428,6 +315,9 @@ class Codec:
             base, layer = payload, b""
             if header.layer is not None:
                 base, layer = self._split_layer(header, payload)
+            if header.start_picture and not self.bundle.has_learned_start:
+                raise FormatError(f"the file decodes to its start picture, and model {self.bundle.model_hex} has no "
+                                  "learned start")
             return ParsedFile(header, coder.dequantize(coder.decode(base, header.quality), header.quality), layer)
         if not 2 <= header.bits <= 12:
             raise FormatError(f"unsupported bit depth {header.bits}")
@@ -463,8 +353,8 @@ class Codec:
 
     def search_steps(self, parsed: ParsedFile, base_only: bool = False, **overrides: Any) -> int:
         """How many search steps (the solver's, then Adam's) decoding this file takes, for progress bars: none
-        for a layer on the start picture."""
-        if _on_start(parsed) and not base_only:
+        for a file that decodes from its start picture."""
+        if _unsearched(parsed, base_only):
             return 0
         options = search_options(parsed.header, self.bundle.decode, **overrides)
         solver_steps = self.solver.config.steps if self.solver is not None and parsed.header.mode == "ge" else 0
@@ -488,9 +378,9 @@ class Codec:
     def decode_parsed(self, parsed: Sequence[ParsedFile], batch_size: int = 64, progress: Progress | None = None,
                       base_only: bool = False, **overrides: Any) -> torch.Tensor:
         """decode_batch for files already read with parse(); base_only leaves refinement layers out. A file whose
-        layer refines the start picture needs no search."""
+        base decodes to its start picture, or whose layer refines it, needs no search."""
         out = torch.empty(len(parsed), 3, self.image_size, self.image_size)
-        on_start = [i for i, item in enumerate(parsed) if _on_start(item) and not base_only]
+        on_start = [i for i, item in enumerate(parsed) if _unsearched(item, base_only)]
         if on_start:
             out[on_start] = self.start_pictures(torch.stack([parsed[i].values for i in on_start]), batch_size)
         groups: dict[tuple, list[int]] = defaultdict(list)
@@ -582,45 +472,15 @@ def decoded_image(x: torch.Tensor, header: Header, size: int | None = None, phot
     return frame_decoded(tensor_to_image(x, grayscale=header.grayscale), header, size, photo)
 
 
-def _on_start(parsed: ParsedFile) -> bool:
-    """Whether a file's layer refines the start picture."""
-    return bool(parsed.layer) and parsed.header.layer.on_start
+def _searched(data: bytes) -> bytes:
+    """A base file as version 3 if it is version 4: the base a layer goes on (a layered file is version 3)."""
+    return container.with_start_picture(data, False) if data[2] == container.VERSION_V4 else data
 
 
-def largest_fitting(file_at: Callable[[int], bytes], target_bytes: int, guess: int) -> bytes:
-    """The file of the largest quality that fits in ``target_bytes``: sizes grow with quality (on a quality
-    ladder, for most faces; elsewhere it finds a quality that fits and whose next does not). The search starts
-    at ``guess`` and gallops away from it, 1, 2, 4, ... qualities at a time, until it holds a quality that fits
-    and one that does not; between them it interpolates the logarithm of the size, as sizes grow about
-    geometrically with quality. After INTERPOLATED_PROBES it bisects, so that no face's sizes make it slow."""
-    def probe(quality: int) -> tuple[int, bytes]:
-        return quality, file_at(quality)
-
-    first = probe(min(max(guess, 0), QUALITIES - 1))
-    fits, too_big = (first, None) if len(first[1]) <= target_bytes else (None, first)
-    step = 1
-    while fits is None:
-        if too_big[0] == 0:
-            raise OptionError(f"no file fits in {target_bytes} bytes: the lowest quality takes {len(too_big[1])}")
-        lower = probe(max(too_big[0] - step, 0))
-        fits, too_big = (lower, too_big) if len(lower[1]) <= target_bytes else (None, lower)
-        step *= 2
-    while too_big is None:
-        if fits[0] == QUALITIES - 1:
-            return fits[1]
-        higher = probe(min(fits[0] + step, QUALITIES - 1))
-        fits, too_big = (higher, None) if len(higher[1]) <= target_bytes else (fits, higher)
-        step *= 2
-    interpolated = 0
-    while too_big[0] - fits[0] > 1:
-        middle = (fits[0] + too_big[0]) // 2
-        if interpolated < INTERPOLATED_PROBES:
-            interpolated += 1
-            share = math.log(target_bytes / len(fits[1])) / math.log(len(too_big[1]) / len(fits[1]))
-            middle = min(max(round(fits[0] + share * (too_big[0] - fits[0])), fits[0] + 1), too_big[0] - 1)
-        inside = probe(middle)
-        fits, too_big = (inside, too_big) if len(inside[1]) <= target_bytes else (fits, inside)
-    return fits[1]
+def _unsearched(parsed: ParsedFile, base_only: bool = False) -> bool:
+    """Whether a file decodes from its start picture: its base does (version 4), or its layer refines it (unless
+    the layer is left out)."""
+    return parsed.header.start_picture or (bool(parsed.layer) and parsed.header.layer.on_start and not base_only)
 
 
 def _float32_range(row: torch.Tensor) -> tuple[float, float]:

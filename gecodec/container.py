@@ -3,7 +3,8 @@
 Version 1: magic "GEC" | 01 | msgpack header array | packed fixed-length payload | CRC-32 (little-endian).
 Version 2: magic "GE" | 02 | model id (4) | quality and extras flag (1) | [msgpack extras] | entropy-coded
 payload | CRC-16 (little-endian): 10 bytes of envelope. Version 3 is laid out as version 2, with 03 and the
-transform id; its payload is transform-coded (gecodec/transform_coding.py). Knows nothing of models or torch.
+transform id; its payload is transform-coded (gecodec/transform_coding.py). Version 4 is version 3 whose base
+decodes to its start picture, with no search. Knows nothing of models or torch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ VERSION = 1
 CHECKSUM_SIZE = 4
 MAGIC_V2, VERSION_V2 = b"GE", 2  # a version-1 file has "C" where a version-2 file has its version byte
 VERSION_V3 = 3  # version 2's layout; the payload is transform-coded
-ENTROPY_VERSIONS = (VERSION_V2, VERSION_V3)
+VERSION_V4 = 4  # version 3's layout; the base decodes to its start picture, with no search
+TRANSFORM_VERSIONS = (VERSION_V3, VERSION_V4)
+ENTROPY_VERSIONS = (VERSION_V2, *TRANSFORM_VERSIONS)
+LATEST_VERSION = VERSION_V4
 CHECKSUM_SIZE_V2 = 2
 FIXED_V2 = len(MAGIC_V2) + 1 + 4 + 1 + CHECKSUM_SIZE_V2  # magic, version, model id, quality byte, CRC-16
 HAS_EXTRAS = 0x80  # the quality byte's top bit: a msgpack extras map follows it
@@ -51,6 +55,8 @@ LAYER_KEYS = {("dct", False): KEY_LAYER, ("learned", False): KEY_LEARNED_LAYER,
 # Version 1 has no seed key (the seed is a header field) and no layers; version 2 codes ge mode only.
 V1_KEYS = (KEY_MODE, KEY_SIZE, KEY_COUNT, KEY_RANGE, KEY_HINTS, KEY_GRAY, KEY_CROP, KEY_POSITION)
 V2_KEYS = (KEY_SIZE, KEY_HINTS, KEY_SEED, KEY_GRAY, KEY_CROP, *LAYER_KEYS.values(), KEY_POSITION)
+# Version 4 has no search, so no decoder hints and no seed, and no layers (those files stay version 3).
+V4_KEYS = (KEY_SIZE, KEY_GRAY, KEY_CROP, KEY_POSITION)
 # Each extras key's field and msgpack type, checked before any value is used; _validate checks the rest.
 EXTRAS_TYPES = {KEY_MODE: ("mode", "int"), KEY_SIZE: ("original size", "array"),
                 KEY_COUNT: ("measurement count", "int"), KEY_RANGE: ("quantizer range", "array"),
@@ -101,6 +107,7 @@ class Header:
     # (width, height, scale, dx, dy, degrees), coded against the photo's size (position_square); no original_size
     layer: Layer | None = None  # version 2: a refinement layer follows the base payload
     transform: bool = False  # version 3: the base is transform-coded, and model_id is the transform id
+    start_picture: bool = False  # version 4: a transform-coded base that decodes to its start picture, unsearched
 
     @property
     def model_hex(self) -> str:
@@ -115,7 +122,9 @@ class Header:
     def version(self) -> int:
         if self.quality is None:
             return VERSION
-        return VERSION_V3 if self.transform else VERSION_V2
+        if self.transform:
+            return VERSION_V4 if self.start_picture else VERSION_V3
+        return VERSION_V2
 
 
 def _extras(header: Header) -> dict[int, Any]:
@@ -235,7 +244,7 @@ def layout(data: bytes) -> Layout:
     version = _version_of(data)
     if version in ENTROPY_VERSIONS:
         _, extras_size, payload = _split_v2(data)
-        encoding = "ans, transform" if version == VERSION_V3 else "ans"
+        encoding = "ans, transform" if version in TRANSFORM_VERSIONS else "ans"
         return Layout(total=len(data), header=extras_size, payload=len(payload), payload_encoding=encoding,
                       fixed=FIXED_V2, fixed_parts="magic, version, model id, quality, CRC-16")
     _, header_size, stored, codec = _split(data)
@@ -254,15 +263,19 @@ def _version_of(data: bytes) -> int:
         raise FormatError("not a .gec file (bad magic bytes)")
     if data[2] == MAGIC[2]:
         if data[3] != VERSION:
-            raise FormatError(f"unsupported .gec version {data[3]} (this gecodec reads versions 1 to 3)")
+            raise FormatError(_unsupported(data[3]))
         return VERSION
     if data[2] not in ENTROPY_VERSIONS:
-        raise FormatError(f"unsupported .gec version {data[2]} (this gecodec reads versions 1 to 3)")
+        raise FormatError(_unsupported(data[2]))
     return data[2]
 
 
+def _unsupported(version: int) -> str:
+    return f"unsupported .gec version {version} (this gecodec reads versions 1 to {LATEST_VERSION})"
+
+
 def _split_v2(data: bytes) -> tuple[Header, int, bytes]:
-    """Check a version-2 or -3 file's checksum; return (header, extras size, payload)."""
+    """Check a version-2, -3 or -4 file's checksum; return (header, extras size, payload)."""
     if len(data) < FIXED_V2 + 1:
         raise FormatError(f"file is truncated ({len(data)} bytes)")
     body, (stored_crc,) = data[:-CHECKSUM_SIZE_V2], struct.unpack("<H", data[-CHECKSUM_SIZE_V2:])
@@ -275,7 +288,8 @@ def _split_v2(data: bytes) -> tuple[Header, int, bytes]:
         extras, extras_size = _parse_header(body[8:])
         _check_extras(extras, version)
     header = _header_from_extras(extras, version, model_id=model_id, quality=flags & ~HAS_EXTRAS,
-                                 seed=extras.get(KEY_SEED, 0), transform=version == VERSION_V3)
+                                 seed=extras.get(KEY_SEED, 0), transform=version in TRANSFORM_VERSIONS,
+                                 start_picture=version == VERSION_V4)
     return header, extras_size, body[8 + extras_size :]
 
 
@@ -337,7 +351,7 @@ def _check_extras(extras: Any, version: int) -> None:
     if not isinstance(extras, dict) or not all(type(key) is int for key in extras):
         raise FormatError("header extras must be a map with integer keys")
     for key in sorted(extras):
-        if key not in (V1_KEYS if version == VERSION else V2_KEYS):
+        if key not in {VERSION: V1_KEYS, VERSION_V4: V4_KEYS}.get(version, V2_KEYS):
             raise FormatError(f"header extras key {key} is not allowed in version {version}")
         (name, expected), found = EXTRAS_TYPES[key], MSGPACK_TYPES[type(extras[key])]
         if found != expected:
@@ -383,6 +397,13 @@ def _layer(kind: str, on_start: bool, fields: list[Any], version: int) -> Layer:
     return Layer(*fields[:3], kind, None if legacy else fields[3], on_start)
 
 
+def with_start_picture(data: bytes, start_picture: bool = True) -> bytes:
+    """A transform-coded base file as the one of the same base that decodes to its start picture (version 4; the
+    base has no layer, hints or seed), or with ``start_picture`` False, to a search's decode (version 3)."""
+    header, payload = read(data)
+    return write(replace(header, start_picture=start_picture), payload)
+
+
 def base_check(header: Header, base_payload: bytes) -> int:
     """7 bits that name the base a refinement layer refines: the low bits of the CRC-16 of the file that the base
     layer alone makes (the header without its layer, and the base payload). Seven bits take one byte."""
@@ -412,6 +433,10 @@ def _validate(header: Header) -> None:
         raise ValueError("a transform-coded file (version 3) has a quality, not bits")
     elif not _is_uint(header.bits, 33) or header.bits < 1:
         raise ValueError(f"bits {header.bits!r} out of range")
+    if header.start_picture and not (header.transform and header.layer is None and not header.hints
+                                     and not header.seed):
+        raise ValueError("a base that decodes to its start picture (version 4) is transform-coded, with no layer, "
+                         "decoder hints or seed")
     if not _is_uint(header.seed, 1 << 64):
         raise ValueError(f"seed {header.seed!r} is not a 64-bit unsigned integer")
     if header.mode not in MODES:

@@ -17,12 +17,13 @@ import torch
 
 from gecodec.bundle import Bundle
 from gecodec.container import Header
-from gecodec.ladder import Rung
+from gecodec.ladder import rung_of
 
 UNUSUAL_DB = 4.0  # this far below the validation figure (about two standard deviations of faces) earns a warning
 # Measurements whose mean square, in units of each one's spread on the training faces, is above this lie far from
-# any face the model knows: the most of 512 CelebA and 674 LFW validation faces is 2.6 to 2.9 under either
-# default model (faces64-default, celeba64-default), a plot's 5.7 and 5.1.
+# any face the model knows: the most of 512 CelebA and 512 LFW validation faces is 2.6 to 2.9 under either default
+# model, a line plot's and text's 5.3 to 6.7 (python -m bench.typicality, bench/results/typicality.json). A flat
+# grey square or noise measures like a faint face (0.4 to 0.5): this sign does not catch them.
 ATYPICAL = 4.0
 
 
@@ -88,7 +89,7 @@ def expected_psnr(bundle: Bundle, header: Header, framing: str = "as given") -> 
         photos = _photo_psnr(bundle, header)
         if photos is not None:
             return photos
-    if header.layer is not None:
+    if header.layer is not None or header.start_picture:
         return _ladder_psnr(bundle, header)
     if header.quality is not None:
         curve = bundle.card.get("transform" if header.transform else "rate", {}).get("val_curve") or []
@@ -104,10 +105,9 @@ def expected_psnr(bundle: Bundle, header: Header, framing: str = "as given") -> 
 
 
 def _ladder_psnr(bundle: Bundle, header: Header) -> Expected | None:
-    """The card's figure for the ladder rung a layered file was written at, when the file is one of the
-    ladder's: coded with the base coder it was built on, with a layer it names."""
-    layer = header.layer
-    rung = Rung(header.quality, layer.level, layer.kind, layer.on_start)
+    """The card's figure for the ladder rung a layered (or start picture's) file was written at, when the file is
+    one of the ladder's: coded with the base coder it was built on, with a layer it names."""
+    rung = rung_of(header)
     if bundle.ladder is None or rung not in bundle.ladder or header.transform != (bundle.transform is not None):
         return None
     rows = bundle.card.get("quality_ladder", {}).get("rungs") or []
@@ -124,8 +124,7 @@ def file_quality(bundle: Bundle, header: Header) -> int | None:
         return None
     if bundle.ladder is None:
         return header.quality if header.layer is None else None
-    layer = header.layer
-    rung = Rung(header.quality) if layer is None else Rung(header.quality, layer.level, layer.kind, layer.on_start)
+    rung = rung_of(header)
     return bundle.ladder.index(rung) if rung in bundle.ladder else None
 
 

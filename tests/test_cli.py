@@ -211,7 +211,7 @@ def test_a_batch_that_diverges_is_reported_and_the_other_batches_are_written(tmp
     good, bad = tmp_path / "good.gec", tmp_path / "bad.gec"
     assert CliRunner().invoke(main, ["encode", str(image_file), "-o", str(good)]).exit_code == 0
     header, payload = container.read(good.read_bytes())
-    bad.write_bytes(container.write(dataclasses.replace(header, hints={"lr": 10.0}), payload))
+    bad.write_bytes(container.write(dataclasses.replace(header, hints={"lr": 10.0}, start_picture=False), payload))
     honest = codec_module.latent_search
 
     def diverging(generator, measure, targets, seeds, options, *args):  # the bad file's search diverges

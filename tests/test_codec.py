@@ -226,7 +226,7 @@ def _sized_files(sizes: list[int], probes: list[int]):
 @pytest.mark.parametrize("target", [30, 61, 100, 257, 1000])
 @pytest.mark.parametrize("scale", [0.8, 1.0, 1.25])
 def test_largest_fitting_from_a_typical_guess_takes_few_probes(target, scale):
-    from gecodec.codec import largest_fitting
+    from gecodec.rate_control import largest_fitting
 
     typical = [20 * 1.05**q for q in range(101)]  # about geometric, as on the shipped ladder
     sizes = [round(scale * size) for size in typical]  # a face whose files run smaller or larger than most
@@ -245,7 +245,7 @@ def test_largest_fitting_from_a_typical_guess_takes_few_probes(target, scale):
     [5 * q + 30 * (q % 2) + 2 for q in range(101)],
 ])
 def test_largest_fitting_ends_quickly_from_any_guess_on_any_sizes(sizes, guess):
-    from gecodec.codec import INTERPOLATED_PROBES, largest_fitting
+    from gecodec.rate_control import INTERPOLATED_PROBES, largest_fitting
 
     for target in (min(sizes), sorted(sizes)[50], max(sizes)):
         probes = []

@@ -134,7 +134,7 @@ def test_an_impossible_version_2_header_cannot_be_written(header, problem):
     (b"GE\x02" + bytes(4) + bytes([101]) + b"\x01", "quality"),
     (b"GE\x02" + bytes(4) + bytes([0x80 | 5]) + msgpack.packb({3: 10}) + b"\x01", "not allowed in version 2"),
     (b"GE\x02" + bytes(4) + bytes([0x80 | 5]) + msgpack.packb([1]) + b"\x01", "map"),
-    (b"GE\x04" + bytes(4) + bytes([5]) + b"\x01", "version 4"),
+    (b"GE\x05" + bytes(4) + bytes([5]) + b"\x01", "version 5"),
 ])
 def test_bad_version_2_headers_are_format_errors(body, problem):
     with pytest.raises(FormatError, match=problem):

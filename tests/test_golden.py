@@ -35,7 +35,8 @@ def test_every_golden_set_has_files_and_the_bundle_it_was_made_with():
     assert {"expected.json", "expected-joint.json", "expected-default-v2.json", "expected-entropy.json",
             "expected-default-v3.json", "expected-crop.json", "expected-refine.json", "expected-learned.json",
             "expected-transform.json", "expected-default-v3-transform.json", "expected-default-v3-coarse.json",
-            "expected-default-v3-start.json", "expected-position.json"} <= set(SETS)
+            "expected-default-v3-start.json", "expected-position.json", "expected-faces64.json",
+            "expected-faces64-searched.json"} <= set(SETS)
     for set_name, spec in SETS.items():
         assert spec["files"]
         bundle = set_bundle(set_name, next(iter(spec["files"])))
@@ -60,6 +61,7 @@ def test_golden_file_header_and_values(set_name, name):
     assert header.position == (tuple(want["position"]) if "position" in want else None)
     assert header.layer == (container.Layer(*want["layer"]) if "layer" in want else None)
     assert header.transform == want.get("transform", False)
+    assert header.start_picture == want.get("start_picture", False)
     bundle = set_bundle(set_name, name)
     if header.quality is None:
         values = unpack_bits(payload, header.count or bundle.m, header.bits)

@@ -109,7 +109,7 @@ def synthetic_points() -> list[dict]:
 
 
 def test_the_picked_ladder_rises_at_every_step_through_the_default_base():
-    rungs = pick_ladder(synthetic_points(), Rung(60), lowest_bytes=40, margin_db=0.03)
+    rungs = pick_ladder(synthetic_points(), (Rung(60),), lowest_bytes=40, margin_db=0.03)
     assert len(rungs) == QUALITIES
     assert all(b["bytes"] > a["bytes"] and b["psnr"] >= a["psnr"] + 0.03 for a, b in zip(rungs, rungs[1:]))
     assert {"base_quality": 60, "level": None} in [{k: r[k] for k in ("base_quality", "level")} for r in rungs]
@@ -118,7 +118,7 @@ def test_the_picked_ladder_rises_at_every_step_through_the_default_base():
 
 def test_too_few_rising_candidates_are_refused():
     with pytest.raises(ValueError, match="only"):
-        pick_ladder(synthetic_points(), Rung(60), margin_db=1.0)
+        pick_ladder(synthetic_points(), (Rung(60),), margin_db=1.0)
 
 
 @pytest.mark.parametrize("on_start", [False, True])

@@ -43,13 +43,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--photos", type=Path, required=True, help="a framing folder (python -m gecodec.train.photos)")
     parser.add_argument("--faces", required=True, help="what the photos are, for the card and the report")
     parser.add_argument("--n", type=int, default=128, help="validation photos to measure")
-    parser.add_argument("--qualities", type=int, nargs="+", default=list(CURVE_QUALITIES))
+    parser.add_argument("--qualities", type=int, nargs="+", default=list(CURVE_QUALITIES),
+                        help="qualities to measure, the model's default among them (default: every tenth)")
     args = parser.parse_args(argv)
     faces = to_float(load_framed(args.photos, "val")[: args.n])
     sources = [Source(tuple(r["size"]), Placement.from_position(tuple(r["position"])))
                for r in framed_records(args.photos, "val")[: args.n]]
     bundle = load_bundle(args.bundle)
-    curve = photo_curve(Codec(bundle, "cpu"), faces, sources, tuple(args.qualities))
+    # The default is what most files are: the report compares them with its own figure, not an interpolation
+    # (the ladder may jump from a base alone to a layer next to it).
+    qualities = tuple(sorted({*args.qualities, bundle.default_quality}))
+    curve = photo_curve(Codec(bundle, "cpu"), faces, sources, qualities)
     card = {**bundle.card, "photos": {"faces": f"{args.faces}: {len(faces)} validation photos, framed by the face "
                                                "finder, coded with their position", "curve": curve,
                                       "made_by": "python -m gecodec.train.photo_card"}}
