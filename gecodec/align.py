@@ -43,6 +43,10 @@ class CropGeometry:
     def to_dict(self) -> dict[str, Any]:
         return {"eyes": [list(self.left_eye), list(self.right_eye)]}
 
+    def scaled(self, factor: float) -> CropGeometry:
+        """The same framing for crops ``factor`` times the side: a face framed at 128 as at 64, twice as large."""
+        return CropGeometry(*(tuple(v * factor for v in eye) for eye in (self.left_eye, self.right_eye)))
+
     @classmethod
     def from_dict(cls, data: Any, size: int) -> CropGeometry:
         """Read a bundle's ``crop`` config, refusing eyes outside the image or in the wrong order."""

@@ -303,6 +303,27 @@ def test_the_refiner_trains_resumes_and_is_stored_without_changing_the_model_id(
     assert f"{stored.refine_learned.coarse_check_code:04x}" == record["coarse_check_code"]
 
 
+def test_bases_for_faces_twice_the_models_side_are_its_pictures_of_them_halved_then_enlarged(tmp_path):
+    import torch.nn.functional as F
+
+    from gecodec.train import refiner
+    from gecodec.train.data import to_float
+
+    path = tmp_path / "model.safetensors"
+    save_bundle(load_bundle(ENTROPY_BUNDLE), path)
+    large = F.interpolate(images(3, 9), scale_factor=2, mode="bilinear").clamp(-1, 1)
+    faces = ((large + 1) * 127.5).round().to(torch.uint8)
+    refiner.make_bases(path, faces, tmp_path / "run")
+    bases = torch.from_numpy(np.load(tmp_path / "run" / "bases.npy"))
+    assert bases.shape == (3, 3, 32, 32)
+    codec = Codec(load_bundle(path), "cpu")
+    small = codec.layer_bases(codec.encode_batch(F.interpolate(to_float(faces), size=16, mode="area")),
+                              codec.bundle.has_learned_start)
+    enlarged = ((refiner.upsampled(small, 32) + 1) * 127.5).round().to(torch.uint8)
+    assert torch.equal(bases, enlarged)
+    assert refiner.upsampled(small, 16) is small
+
+
 def test_a_refiner_run_can_start_from_another_bundles_learned_layer(tmp_path):
     from gecodec.train import refiner
 

@@ -60,6 +60,17 @@ def test_photos_are_framed_as_gec_encode_frames_them_and_faceless_ones_are_left_
     assert np.array_equal(framed.faces[0].permute(1, 2, 0).numpy(), np.asarray(first.face))
 
 
+def test_framing_at_twice_the_side_frames_the_same_square_twice_as_finely(photo_folder: Path):
+    crop = load_model().crop
+    small, large = frame_photos(photo_folder, crop, 64), frame_photos(photo_folder, crop.scaled(2), 128)
+    assert large.faces.shape[-1] == 128 and large.names == small.names
+    for at_64, at_128 in zip(small.placements, large.placements):  # the eyes land in the same place
+        assert abs(at_64.cx - at_128.cx) < 0.5 and abs(at_64.cy - at_128.cy) < 0.5
+        assert abs(at_64.side - at_128.side) < 0.5 and abs(at_64.angle - at_128.angle) < 0.1
+    halved = torch.nn.functional.avg_pool2d(large.faces.float(), 2)
+    assert float((halved - small.faces.float()).abs().mean()) < 6  # the same face, up to resampling
+
+
 def test_framing_writes_both_splits_with_no_person_on_both_sides(photo_folder: Path, tmp_path: Path):
     framed = frame_photos(photo_folder, load_model().crop, 64)
     people = {person_of(name) for name in framed.names}

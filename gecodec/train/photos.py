@@ -2,6 +2,7 @@
 (gecodec.align.frame_face, the code that `gec encode` runs), split into training and validation by person.
 
     python -m gecodec.train.photos --data ../shared/data/lfw/train --bundle celeba64-default --out runs/lfw64
+    python -m gecodec.train.photos --data ../shared/data/lfw/train --size 128 --out runs/lfw128   # twice the side
 
 A photo's person is its folder (LFW's layout: PERSON/PERSON_NNNN.jpg; a photo at the top level is its own
 person). A person goes to validation when a hash of the name falls in the first --val-share of its range, so
@@ -125,13 +126,15 @@ def load_framed(folder: str | Path, split: str) -> torch.Tensor:
     return torch.from_numpy(faces)
 
 
-def training_faces(data: str | Path, photos: str | Path | None, size: int, limit: int) -> torch.Tensor:
+def training_faces(data: str | Path | None, photos: str | Path | None, size: int, limit: int) -> torch.Tensor:
     """The first ``limit`` uint8 training faces of the folder ``data``; with a framing folder ``photos``, its
     training faces and ``data``'s in turn, so that every prefix is half of each (the bundle steps of a model
-    trained on both slice one such sequence, each its own part)."""
+    trained on both slice one such sequence, each its own part); without ``data``, the framing's alone."""
     if photos is None:
         return load_images(data, size, limit=limit)
-    framed = load_framed(photos, "train")[: limit // 2]
+    framed = load_framed(photos, "train")[: limit if data is None else limit // 2]
+    if data is None:
+        return framed
     if framed.shape[-1] != size:  # alternate needs faces of one size
         raise ImageError(f"{photos}: its faces are {framed.shape[-1]} pixels, the model's {size}")
     return alternate(load_images(data, size, limit=limit - len(framed)), framed)
@@ -162,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for train.npy, val.npy and framing.json")
     parser.add_argument("--val-share", type=float, default=VAL_SHARE, help="share of the people held out")
     parser.add_argument("--limit", type=int, default=None, help="frame only the first N photos")
+    parser.add_argument("--size", type=int, default=None,
+                        help="crop side in pixels (default: the model's), the model's geometry scaled to it")
     args = parser.parse_args(argv)
     if (args.out / "framing.json").exists():
         raise SystemExit(f"{OutputError.__name__}: {args.out} already holds a framing")
@@ -169,8 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     if bundle.crop is None:
         raise SystemExit(f"{args.bundle}: the model has no face geometry to frame photos with")
     try:
-        summary = write_framing(frame_photos(args.data, bundle.crop, bundle.image_size, args.limit), args.out,
-                                args.val_share)
+        size = args.size or bundle.image_size
+        geometry = bundle.crop.scaled(size / bundle.image_size)
+        summary = write_framing(frame_photos(args.data, geometry, size, args.limit), args.out, args.val_share)
     except ImageError as exc:
         raise SystemExit(f"error: {exc}") from None
     print(json.dumps(summary))

@@ -5,6 +5,8 @@
     python -m gecodec.train.refiner train --run runs/refiner --minutes 60       # resumable
     # or, for a new bundle, go on from another bundle's trained layer: train --init-from OTHER_BUNDLE
     python -m gecodec.train.refiner store --run runs/refiner --bundle gecodec/weights/celeba64-default.safetensors
+    # a layer that codes 128x128 faces past the 64 model's decode, enlarged: from photos framed at 128
+    python -m gecodec.train.refiner bases --photos runs/lfw128 --size 128 --bundle MODEL --run runs/up2
 
 bases: codes each training face at the bundle's default quality and makes the picture a receiver adds the layer
 to (8-bit pixels: the start picture on a model with a learned start, else the search's decode); they do not change
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from gecodec.bundle import load_bundle, load_model, update_bundle
@@ -45,16 +48,27 @@ SAVE_SECONDS = 120
 
 def make_bases(bundle_path: Path, faces: torch.Tensor, run: Path) -> None:
     """Store (N, 3, S, S) uint8 faces and the pictures their layers refine (uint8) in the run folder: the
-    base files' start pictures on a model with a learned start, else their search decodes (Codec.layer_bases)."""
+    base files' start pictures on a model with a learned start, else their search decodes (Codec.layer_bases).
+    Faces larger than the model's are coded at its size (area-averaged) and their pictures enlarged back
+    (upsampled): a layer that codes the detail of a larger face."""
     codec = Codec(load_bundle(bundle_path), "cpu")
+    size = codec.image_size
     bases = []
     for start in tqdm(range(0, len(faces), BASES_BATCH), desc="layer bases", unit="batch"):
-        files = codec.encode_batch(to_float(faces[start : start + BASES_BATCH]))
-        pictures = codec.layer_bases(files, on_start=codec.bundle.has_learned_start)
+        chunk = to_float(faces[start : start + BASES_BATCH])
+        files = codec.encode_batch(F.interpolate(chunk, size=size, mode="area") if chunk.shape[-1] != size else chunk)
+        pictures = upsampled(codec.layer_bases(files, on_start=codec.bundle.has_learned_start), chunk.shape[-1])
         bases.append(((pictures + 1) * 127.5).round().to(torch.uint8))
     run.mkdir(parents=True, exist_ok=True)
     np.save(run / "faces.npy", faces.numpy())
     np.save(run / "bases.npy", torch.cat(bases).numpy())
+
+
+def upsampled(pictures: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, s, s) pictures in [-1, 1] at size x size: bicubic, clipped; as they are when s is size."""
+    if pictures.shape[-1] == size:
+        return pictures
+    return F.interpolate(pictures, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
 
 
 def train(run: Path, minutes: float, lr: float, init_from: str | None = None) -> dict:
@@ -151,22 +165,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("bases", "train", "store"))
     parser.add_argument("--run", type=Path, required=True, help="folder for the bases and the checkpoint")
-    parser.add_argument("--data", type=Path, help="folder of training face crops (bases)")
+    parser.add_argument("--data", type=Path, default=None, help="folder of training face crops (bases)")
     parser.add_argument("--photos", type=Path, default=None,
                         help="a framing folder (python -m gecodec.train.photos): half the faces from its photos (bases)")
     parser.add_argument("--bundle", type=Path, help="bundle file: its base decodes (bases), where to store (store)")
     parser.add_argument("--images", type=int, default=12288, help="training faces (bases)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="the faces' side, when larger than the model's: a layer for larger faces (bases)")
     parser.add_argument("--minutes", type=float, default=60.0, help="total training budget (train)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (train)")
     parser.add_argument("--init-from", default=None,
                         help="a model whose learned layer a new run starts from: name, id or bundle file (train)")
     args = parser.parse_args(argv)
-    needed = {"bases": ("data", "bundle"), "store": ("bundle",), "train": ()}[args.step]
+    needed = {"bases": ("bundle",), "store": ("bundle",), "train": ()}[args.step]
     missing = [f"--{name}" for name in needed if getattr(args, name) is None]
+    if args.step == "bases" and args.data is None and args.photos is None:
+        missing.append("--data or --photos")
     if missing:
         parser.error(f"{args.step} needs {' and '.join(missing)}")
     if args.step == "bases":
-        size = load_bundle(args.bundle).image_size
+        size = args.size or load_bundle(args.bundle).image_size
         make_bases(args.bundle, training_faces(args.data, args.photos, size, args.images), args.run)
     elif args.step == "train":
         state = train(args.run, args.minutes, args.lr, args.init_from)
