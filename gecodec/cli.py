@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +33,9 @@ from gecodec.options import (ALIGN_MODES, BLUR_SIGMA, DEFAULT_BITS, DEFAULT_MODE
 
 # Modules that load torch are imported inside the commands that need them, so that `gec --help` starts quickly.
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
     from gecodec.codec import Codec, ParsedFile
-    from gecodec.image_encoding import FramedImage
     from gecodec.report import EncodeReport
 
 EXIT_FAILED, EXIT_INTERNAL = 1, 3
@@ -54,8 +53,10 @@ class Failures:
 
     def __init__(self) -> None:
         self.items: list[str] = []
+        self.errors: list[tuple[Path | str, Exception]] = []  # as given: an archive's error rows are made of them
 
     def add(self, path: Path | str, error: Exception) -> None:
+        self.errors.append((path, error))
         message = str(error)
         line = printable(message if message.startswith(str(path)) else f"{path}: {message}")
         self.items.append(line)
@@ -145,6 +146,11 @@ def plan_outputs(inputs: tuple[Path, ...], files: list[Path], output_name: str |
         taken.add(target)
         pairs.append((path, target))
     return pairs
+
+
+def is_archive_path(path: Path) -> bool:
+    """Whether a path names a Parquet archive of faces (gecodec.archive) rather than a .gec file or an image."""
+    return path.suffix.lower() == ".parquet"
 
 
 def progress_bar(total: int, unit: str, quiet: bool, desc: str) -> tqdm:
@@ -277,66 +283,84 @@ def encode(inputs: tuple[Path, ...], output: str | None, model: str | None, qual
            target_bytes: int | None, refine: int | None, bits: int | None, mode: str, seed: int, count: int | None, align: str,
            position: bool, check: bool, as_json: bool, batch_size: int, device: str | None, threads: int | None,
            force: bool, quiet: bool) -> None:
-    """Encode images (files or folders of images) to .gec files, and report what each decodes to."""
+    """Encode images (files or folders of images) to .gec files, or with -o NAME.parquet into one archive of them,
+    and report what each decodes to."""
     from gecodec import api
     from gecodec.bundle import load_model
-    from gecodec.image_encoding import frame_image
     from gecodec.imageio import is_image_path
     from gecodec.threads import choose_threads
 
     failures = Failures()
     files = expand(inputs, is_image_path, failures)
     total = len(files) + len(failures.items)
-    pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
+    to_archive = output is not None and is_archive_path(Path(output))
+    if to_archive:
+        from gecodec.cli_archive import encode_to_archive, plan_archive
+
+        pairs = plan_archive(files, Path(output), failures, force)
+    else:
+        pairs = plan_outputs(inputs, files, output, ".gec", failures, force)
     if pairs:
         choose_threads(threads)
         codec = api.get_codec(load_model(model), device)
         rate = codec.rate_settings(bits, quality, target_bytes, mode, refine)  # a bad combination fails before any work
         options = {"mode": mode, "seed": seed, "count": count, "refine": refine, **rate}
-        with tqdm(total=len(pairs), unit="img", desc="encode", disable=quiet or len(pairs) < 2 or None) as bar:
-            for start in range(0, len(pairs), batch_size):  # frame, code and check a batch; write each file
-                framed = []
-                for source, target in pairs[start : start + batch_size]:
-                    try:
-                        framed.append((source, target, frame_image(codec, source, align, position)))
-                    except GecError as exc:
-                        failures.add(source, exc)
-                        bar.update()
-                for (source, target, _), result in zip(framed, encode_chunk(codec, framed, check, options, failures)):
-                    bar.update()
-                    if result is None:  # its error is recorded
-                        continue
-                    try:
-                        write_bytes_atomic(target, result[0], force)
-                    except GecError as exc:
-                        failures.add(source, exc)
-                        continue
-                    say_encoded(source, target, *result, as_json, quiet)
+        coding = EncodeRun(codec, align, position, check, options, batch_size, quiet, failures)
+        if to_archive:
+            encode_to_archive(coding, pairs, Path(output), as_json, force)
+        else:
+            def save(source: Path, target: Path, data: bytes, report: EncodeReport | None) -> None:
+                try:
+                    write_bytes_atomic(target, data, force)
+                except GecError as exc:
+                    failures.add(source, exc)
+                    return
+                say_encoded(source, target, data, report, as_json, quiet)
+
+            coding.run(pairs, save)
     failures.finish(total)
 
 
-def encode_chunk(codec: Codec, framed: list[tuple[Path, Path, FramedImage]], check: bool, options: dict[str, Any],
-                 failures: Failures) -> list[tuple[bytes, EncodeReport | None] | None]:
-    """The framed images' files and reports, coded and checked together; None for an image that fails, with its
-    error recorded."""
-    from gecodec.image_encoding import encode_framed
+@dataclass
+class EncodeRun:
+    """How gec encode codes its inputs, a batch at a time: each framed, the batch coded and checked together, and
+    each file handed on as soon as its batch is done; an input that fails is recorded and the rest go on."""
 
-    try:
-        return encode_framed(codec, [image for *_, image in framed], check, len(framed), **options)
-    except GecError:  # find the image that failed: code the batch one image at a time
-        return [encode_one(codec, source, image, check, options, failures) for source, _, image in framed]
+    codec: Codec
+    align: str
+    position: bool
+    check: bool
+    options: dict[str, Any]
+    batch_size: int
+    quiet: bool
+    failures: Failures
+
+    def run(self, pairs: list[tuple[Path, Any]], save: Callable[[Path, Any, bytes, EncodeReport | None], None]
+            ) -> None:
+        """Code each (input, target) pair and call save(input, target, data, report) for each file made."""
+        from gecodec.batches import encode_each, frame_each
+
+        with tqdm(total=len(pairs), unit="img", desc="encode", disable=self.quiet or len(pairs) < 2 or None) as bar:
+            for start in range(0, len(pairs), self.batch_size):
+                chunk = pairs[start : start + self.batch_size]
+                images = frame_each(self.codec, [source for source, _ in chunk], self.align, self.position)
+                framed = [(pair, image) for pair, image in zip(chunk, images)
+                          if recorded(pair[0], image, self.failures) is not None]
+                bar.update(len(chunk) - len(framed))
+                results = encode_each(self.codec, [image for _, image in framed], self.check, len(framed),
+                                      **self.options)
+                for ((source, target), _), result in zip(framed, results):
+                    bar.update()
+                    if recorded(source, result, self.failures) is not None:
+                        save(source, target, *result)
 
 
-def encode_one(codec: Codec, source: Path, image: FramedImage, check: bool, options: dict[str, Any],
-               failures: Failures) -> tuple[bytes, EncodeReport | None] | None:
-    """One framed image's file and report, or None with its error recorded."""
-    from gecodec.image_encoding import encode_framed
-
-    try:
-        return encode_framed(codec, [image], check, 1, **options)[0]
-    except GecError as exc:
-        failures.add(source, exc)
+def recorded(source: Path | str, result: Any, failures: Failures) -> Any:
+    """A batch item's result (gecodec.batches), or None with its error recorded when it is one."""
+    if isinstance(result, GecError):
+        failures.add(source, result)
         return None
+    return result
 
 
 def say_encoded(source: Path, target: Path, data: bytes, report: EncodeReport | None, as_json: bool, quiet: bool
@@ -369,17 +393,25 @@ def say_encoded(source: Path, target: Path, data: bytes, report: EncodeReport | 
 def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: int | None, paste_into: Path | None,
            base_only: bool, iters: int | None, restarts: int | None, lam: float | None, lr: float | None, batch_size: int,
            device: str | None, threads: int | None, force: bool, quiet: bool) -> None:
-    """Decode .gec files (or folders of them) to face crops, or paste one back into its photo."""
+    """Decode .gec files (or folders of them, or a .parquet archive into -o's folder) to face crops, or paste one
+    back into its photo."""
     from gecodec import api
+    from gecodec.batches import decode_each
     from gecodec.bundle import find_by_id
     from gecodec.codec import decoded_image
     from gecodec.imageio import open_image
     from gecodec.threads import choose_threads
 
+    overrides = {"iters": iters, "restarts": restarts, "lam": lam, "lr": lr}
+    if any(is_archive_path(path) for path in inputs):
+        from gecodec.cli_archive import decode_archive
+
+        decode_archive(inputs, output, image_ext, size, paste_into, base_only, overrides, batch_size, device, threads,
+                       force, quiet)
+        return
     if paste_into is not None and (len(inputs) != 1 or os.path.isdir(inputs[0]) or size is not None):
         raise click.UsageError("--paste-into takes one .gec file, and no --size")
     photo = open_image(paste_into) if paste_into is not None else None
-    overrides = {"iters": iters, "restarts": restarts, "lam": lam, "lr": lr}
     failures = Failures()
     files = [path for path in expand(inputs, lambda p: p.suffix.lower() == ".gec", failures)
              if looks_like_gec(path, failures)]
@@ -401,14 +433,10 @@ def decode(inputs: tuple[Path, ...], output: str | None, image_ext: str, size: i
         for codec, group in jobs.items():
             for start in range(0, len(group), batch_size):  # save each batch as soon as it is done
                 chunk = group[start : start + batch_size]
-                try:
-                    images = codec.decode_parsed([parsed for *_, parsed in chunk], batch_size, bar.update, base_only,
-                                                 **overrides)
-                except GecError:  # find the file that failed: decode the batch one file at a time
-                    images = [decode_one(codec, parsed, {**overrides, "base_only": base_only}, failures, source)
-                              for source, _, parsed in chunk]
+                images = decode_each(codec, [parsed for *_, parsed in chunk], batch_size, bar.update, base_only,
+                                     **overrides)
                 for (source, target, parsed), x in zip(chunk, images):
-                    if x is None:
+                    if recorded(source, x, failures) is None:
                         continue
                     try:
                         save_image_atomic(decoded_image(x, parsed.header, size, photo), target, force)
@@ -430,16 +458,6 @@ def looks_like_gec(path: Path, failures: Failures) -> bool:
         return True  # reading it later reports the problem
     failures.add(path, GecError("not a .gec file"))
     return False
-
-
-def decode_one(codec: Codec, parsed: ParsedFile, overrides: dict[str, Any], failures: Failures, source: Path
-               ) -> torch.Tensor | None:
-    """One file's decoded image, or None with its error recorded."""
-    try:
-        return codec.decode_parsed([parsed], 1, None, **overrides)[0]
-    except GecError as exc:
-        failures.add(source, exc)
-        return None
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -501,17 +519,27 @@ def describe_crop(crop: list[float]) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(files: tuple[Path, ...], as_json: bool) -> None:
-    """Show the header and byte layout of .gec files (no decoding)."""
+    """Show the header and byte layout of .gec files, or summarise .parquet archives (no decoding)."""
     failures, results = Failures(), []
     for path in files:
         try:
-            results.append(describe(path))
+            if is_archive_path(path):
+                from gecodec.cli_archive import describe_archive
+
+                results.append(describe_archive(path))
+            else:
+                results.append(describe(path))
         except GecError as exc:
             failures.add(path, exc)
     if as_json:
         click.echo(json.dumps(results if len(files) > 1 else (results[0] if results else None), indent=2))
     else:
         for item in results:
+            if "archive" in item:
+                from gecodec.cli_archive import say_archive
+
+                say_archive(item)
+                continue
             layout = item["layout"]
             model = f"{item['model_id']} ({item['model'] or 'not installed'}" + (
                 f": model id {item['bundle_id']} with its transform model)"

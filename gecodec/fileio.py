@@ -7,6 +7,8 @@ import io
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -94,7 +96,17 @@ NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, err
 
 
 def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
-    """Write data to path via a temporary file in the same folder, then move it into place in one step.
+    """Write data to path via a temporary file in the same folder, then move it into place in one step
+    (atomic_file)."""
+    with atomic_file(path, force) as handle:
+        handle.write(data)
+
+
+@contextmanager
+def atomic_file(path: Path, force: bool = False) -> Iterator[BinaryIO]:
+    """A handle on a temporary file in path's folder, moved into place in one step once the block ends without
+    an error, and removed otherwise: what a block writes in parts (an archive's row groups) appears whole or not
+    at all.
 
     Without force the move fails if anything took the name meanwhile (os.link, which never replaces), so of
     two writers only one succeeds; with force it is os.replace. Either way a reader sees the old file or the
@@ -104,7 +116,7 @@ def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         if force:
             os.replace(tmp, path)
@@ -141,10 +153,15 @@ FAST_PNG_PIXELS = 1 << 20  # above this, PNGs are written with zlib level 1: 4 t
 
 def save_image_atomic(image: Image.Image, path: Path, force: bool = False) -> None:
     """Save an image in the format its extension names, atomically."""
+    write_bytes_atomic(path, image_bytes(image, path), force)
+
+
+def image_bytes(image: Image.Image, name: Path) -> bytes:
+    """An image's file, in the format the extension of ``name`` names, as save_image_atomic writes it."""
     buffer = io.BytesIO()
-    options = {"compress_level": 1} if image_format(path) == "PNG" and image.width * image.height > FAST_PNG_PIXELS else {}
-    image.save(buffer, format=image_format(path), **options)
-    write_bytes_atomic(path, buffer.getvalue(), force)
+    options = {"compress_level": 1} if image_format(name) == "PNG" and image.width * image.height > FAST_PNG_PIXELS else {}
+    image.save(buffer, format=image_format(name), **options)
+    return buffer.getvalue()
 
 
 def open_regular(path: Path, error: type[GecError] = GecError) -> BinaryIO:
