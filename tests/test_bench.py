@@ -348,3 +348,30 @@ def test_bench_examples_takes_a_folder_for_its_picture(tmp_path: Path):
     face_folder(faces, count=2)
     examples.main(["--data", str(faces), "--n", "2", "--model", "tiny-entropy-test", "--out", str(tmp_path / "out")])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["examples.json", "examples.png"]
+
+
+def test_the_128_comparison_codes_a_base_file_and_a_layer_over_its_enlarged_start_picture(tmp_path: Path):
+    """bench.size128's design (b) on 32x32 faces over the tiny 16x16 model, and the classical codecs, in one JSON."""
+    import numpy as np
+    import torch
+
+    from bench import size128
+    from gecodec.train import refiner
+
+    from conftest import ENTROPY_BUNDLE
+
+    faces = (torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 255).round().to(torch.uint8)
+    framing = tmp_path / "framing"
+    framing.mkdir()
+    np.save(framing / "val.npy", faces[:3].numpy())
+    refiner.make_bases(ENTROPY_BUNDLE, faces[3:], tmp_path / "run")
+    refiner.train(tmp_path / "run", minutes=0.001, lr=1e-3)
+    size128.main(["--photos", str(framing), "--n", "3", "--scalable", str(tmp_path / "run"),
+                  "--base", str(ENTROPY_BUNDLE), "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert (result["faces"], result["size"], result["training"]["a"]) == (3, 32, None)
+    b = [row for row in result["rows"] if row["design"] == "b"]
+    assert b[0]["layer"] is None and [row["layer"] for row in b[1:]] == list(range(0, 13, 3))
+    assert all(row["bytes"] > b[0]["bytes"] for row in b[1:])  # each layer's bytes on top of the base file
+    assert {row["design"] for row in result["rows"]} >= {"webp", "jpeg", "avif"}
+    assert (tmp_path / "out" / "rd.png").exists()
