@@ -15,7 +15,7 @@ from PIL import Image
 
 from gecodec import container
 from gecodec.bundle import Bundle, load_model
-from gecodec.container import Header, Layer
+from gecodec.container import Header
 from gecodec.errors import DecodeError, FormatError, GecError, OptionError
 from gecodec.align import Placement, frame_decoded
 from gecodec.imageio import ImageInput, open_image, pixels_to_tensor, tensor_to_image, tensor_to_pixels
@@ -231,7 +231,7 @@ class Codec:
         """The base files' decodes as 8-bit pixels (what a decoder adds a layer to), on the CPU: each searched
         alone, as decode_parsed searches a file with a layer on its search (a base on its start picture too: a
         layered file is version 3)."""
-        parsed = [self.parse(_searched(data)) for data in bases]
+        parsed = [self.parse(container.with_start_picture(data, False)) for data in bases]
         return pixels_to_tensor(tensor_to_pixels(self.decode_parsed(parsed, batch_size=1)))
 
     def start_pictures(self, values: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -281,12 +281,7 @@ class Codec:
                           ) -> list[bytes]:
         """Each base file with its layer's bytes appended and named in its header."""
         check = self._layer_model(kind, level, OptionError).check_for(level)
-        files = []
-        for base, layer in zip(bases, layers):
-            header, payload = container.read(_searched(base))
-            named = Layer(level, len(payload), check, kind, container.base_check(header, payload), on_start)
-            files.append(container.write(replace(header, layer=named), payload + layer))
-        return files
+        return [container.with_layer(base, layer, level, check, kind, on_start) for base, layer in zip(bases, layers)]
 
     def _layer_model(self, kind: str, level: int, error: type[GecError]) -> RefinementModel | LearnedRefinement:
         """The bundle's refinement model of ``kind``; ``error`` unless it has one with ``level``."""
@@ -470,11 +465,6 @@ def decoded_image(x: torch.Tensor, header: Header, size: int | None = None, phot
     """A decoded (3, S, S) tensor as the image its file gives: the face crop (grey for a grayscale source), at
     size x size if asked, or pasted into the photo it came from (align.frame_decoded)."""
     return frame_decoded(tensor_to_image(x, grayscale=header.grayscale), header, size, photo)
-
-
-def _searched(data: bytes) -> bytes:
-    """A base file as version 3 if it is version 4: the base a layer goes on (a layered file is version 3)."""
-    return container.with_start_picture(data, False) if data[2] == container.VERSION_V4 else data
 
 
 def _unsearched(parsed: ParsedFile, base_only: bool = False) -> bool:

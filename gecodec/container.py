@@ -404,6 +404,16 @@ def with_start_picture(data: bytes, start_picture: bool = True) -> bytes:
     return write(replace(header, start_picture=start_picture), payload)
 
 
+def with_layer(base: bytes, layer: bytes, level: int, check: int, kind: str, on_start: bool) -> bytes:
+    """A base file (an entropy-coded one, without a layer) with a refinement layer's bytes appended and named in
+    its header: a layer of ``kind`` at ``level``, coded with the tables of check code ``check``. A layered file is
+    version 3 (or 2), so a base on its start picture becomes its version-3 self first."""
+    header, payload = read(base)
+    header = replace(header, start_picture=False)
+    named = Layer(level, len(payload), check, kind, base_check(header, payload), on_start)
+    return write(replace(header, layer=named), payload + layer)
+
+
 def base_check(header: Header, base_payload: bytes) -> int:
     """7 bits that name the base a refinement layer refines: the low bits of the CRC-16 of the file that the base
     layer alone makes (the header without its layer, and the base payload). Seven bits take one byte."""

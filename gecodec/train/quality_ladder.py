@@ -9,7 +9,7 @@ faces (past the REFINE_IMAGES that the refinement tables were fitted on). On a m
 layers refine the start picture (formats/gec.md): 0.01 to 0.21 dB below a layer on the search's decode
 (bench.refine_learned), and neither side searches, so every quality encodes and decodes in milliseconds.
 On a model with a learned start and a transform model, each base alone is also measured decoded to its start
-picture (a version-4 file, of the same bytes): it is 0.1 to 0.35 dB above the search's decode on faces64-default
+picture (a version-4 file, of the same bytes): it is 0.13 to 0.36 dB above the search's decode on faces64-default
 and about level with it on celeba64-default, and whichever is higher is the one the ladder can hold.
 The candidates that beat every smaller one by MARGIN_DB of mean PSNR form a chain, which holds the default
 quality's base alone; quality 0 is the chain's point nearest LOWEST_BYTES, quality 100 its largest, and the
