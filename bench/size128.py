@@ -6,8 +6,8 @@ On LFW validation people framed at 128 by the face finder (python -m gecodec.tra
 - (b) scalable: the 64 default's file of the face halved (area averaging), and a learned layer that codes the
   128 face past that file's start picture enlarged (bicubic), trained by `python -m gecodec.train.refiner train`
   on bases made with `bases --size 128`. Its tables are fitted on the run's last 2,048 training faces. Bytes are
-  those of the 64 file with the layer appended as a learned layer on the start picture (formats/gec.md, key 12),
-  the container's form for one layer today.
+  those of the 64 file with the layer appended as a learned layer on the start picture, under the fitted layer's
+  own check code (formats/gec.md, key 12; container.with_layer), the container's form for one layer today.
 - (a) own: a 128 model, G and EN trained jointly as the 64 default was (`gec train joint --size 128`), in
   fixed-length files of 4, 6 and 8 bits (no entropy model yet).
 Reports mean bytes, PSNR (8-bit RGB) and, with --identity, dlib's same-person share (bench/identity.py), and how
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,24 +68,18 @@ def scalable(run: Path, base: str, faces: torch.Tensor, figures: Figures) -> tup
     train_bases = to_float(torch.from_numpy(np.load(run / "bases.npy", mmap_mode="r")[-FIT_IMAGES:].copy()))
     layer = fit_learned_refinement(network, train_faces, train_bases)
     files = codec.encode_batch(F.interpolate(faces, size=codec.image_size, mode="area"))
-    bases = [container.with_start_picture(data, False) for data in files]  # a layered file is version 3
     pictures = upsampled(codec.layer_bases(files, on_start=True), faces.shape[-1])
     pixels = pixels_to_tensor(tensor_to_pixels(pictures))  # what both sides know exactly: 8-bit pixels
     rows = [figures(files, pixels, design="b", layer=None)]
     centred = layer.centred(faces, pixels)
     for level in range(0, layer.tables.shape[0], SUBLEVELS):
         payloads = layer.code_centred(centred, level)
-        sizes = [len(layered(base, payload, level)) for base, payload in zip(bases, payloads)]
+        check = layer.check_for(level)
+        sizes = [len(container.with_layer(data, payload, level, check, "learned", True))
+                 for data, payload in zip(files, payloads)]
         decoded = torch.stack([layer.refined(p, payload, level) for p, payload in zip(pixels, payloads)])
         rows.append(figures(sizes, decoded, design="b", layer=level))
     return rows, {"steps": state["step"], "minutes": round(state["seconds"] / 60, 1), "init_from": state["init_from"]}
-
-
-def layered(base: bytes, payload: bytes, level: int) -> bytes:
-    """The base file with a learned layer on its start picture appended, as the container writes one today."""
-    header, base_payload = container.read(base)
-    named = container.Layer(level, len(base_payload), 0, "learned", container.base_check(header, base_payload), True)
-    return container.write(replace(header, layer=named), base_payload + payload)
 
 
 def own(bundle_path: Path, faces: torch.Tensor, figures: Figures) -> tuple[list[dict], dict]:
